@@ -1,0 +1,3 @@
+"""Differentially private city analytics with OpenDP: budgets, releases and the dashboard."""
+
+__all__: list[str] = []
