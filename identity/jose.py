@@ -1,0 +1,165 @@
+"""Thin JOSE layer over joserfc: key import with a cache, compact JWS sign/verify, base64url.
+
+Every JWS/JWT in the identity package goes through here, so algorithm policy lives in one place:
+EdDSA (and its fully specified name Ed25519) for OKP Ed25519 keys, ES256 for EC P-256 keys.
+Nothing else is ever accepted; ``alg: none`` in particular can never verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, Final
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, OKPKey, import_key
+
+__all__ = [
+    "JoseFailure",
+    "Key",
+    "algs_for",
+    "b64u_decode",
+    "b64u_encode",
+    "default_alg",
+    "generate_ec_p256",
+    "generate_ed25519",
+    "load_key",
+    "public_jwk",
+    "sign_compact",
+    "verify_compact",
+]
+
+Key = ECKey | OKPKey
+
+_EDDSA_ALGS: Final = ("EdDSA", "Ed25519")
+_ES256_ALGS: Final = ("ES256",)
+_B64U_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_CACHE_LIMIT: Final = 4096
+
+# joserfc flags the polymorphic "EdDSA" name (RFC 9864 prefers "Ed25519"); SD-JWT VC, OID4VCI and
+# the peers we interoperate with still use "EdDSA", so that warning is silenced (and only that one).
+warnings.filterwarnings("ignore", message="EdDSA is deprecated")
+
+
+class JoseFailure(ValueError):
+    """A key, signature or encoding problem (callers turn it into their own error type)."""
+
+
+def b64u_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64u_decode(text: str) -> bytes:
+    """Strict base64url without padding (RFC 7515 section 2)."""
+    if not isinstance(text, str) or len(text) % 4 == 1 or not _B64U_CHARS.issuperset(text):
+        raise JoseFailure("invalid base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise JoseFailure("invalid base64url") from exc
+
+
+class _KeyCache:
+    """Parsed keys keyed by their canonical JWK JSON; parsing a JWK costs more than verifying."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: OrderedDict[str, Key] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, jwk: Mapping[str, Any]) -> Key:
+        try:
+            cache_key = json.dumps(jwk, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise JoseFailure("JWK is not JSON") from exc
+        with self._lock:
+            hit = self._items.get(cache_key)
+            if hit is not None:
+                self._items.move_to_end(cache_key)
+                return hit
+        key = _import(jwk)
+        with self._lock:
+            self._items[cache_key] = key
+            if len(self._items) > self._limit:
+                self._items.popitem(last=False)
+        return key
+
+
+def _import(jwk: Mapping[str, Any]) -> Key:
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    if not ((kty == "OKP" and crv == "Ed25519") or (kty == "EC" and crv == "P-256")):
+        raise JoseFailure(f"unsupported key type {kty!r}/{crv!r}: only OKP Ed25519 and EC P-256")
+    try:
+        key = import_key(dict(jwk))
+    except (JoseError, ValueError, TypeError) as exc:
+        raise JoseFailure(f"invalid JWK: {exc}") from exc
+    if not isinstance(key, ECKey | OKPKey):
+        raise JoseFailure("unsupported key type")
+    return key
+
+
+_CACHE = _KeyCache(_CACHE_LIMIT)
+
+
+def load_key(jwk: Mapping[str, Any]) -> Key:
+    """Import (and cache) a JWK; only Ed25519 and P-256 keys are accepted."""
+    if not isinstance(jwk, Mapping):
+        raise JoseFailure("JWK must be a JSON object")
+    return _CACHE.get(jwk)
+
+
+def algs_for(key: Key) -> tuple[str, ...]:
+    return _EDDSA_ALGS if isinstance(key, OKPKey) else _ES256_ALGS
+
+
+def default_alg(key: Key) -> str:
+    return "EdDSA" if isinstance(key, OKPKey) else "ES256"
+
+
+def public_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
+    """The public members of a JWK (drops ``d`` and anything not needed to verify)."""
+    key = load_key(jwk)
+    out: dict[str, Any] = dict(key.as_dict(private=False))
+    if "kid" in jwk:
+        out["kid"] = jwk["kid"]
+    return out
+
+
+def generate_ed25519() -> dict[str, Any]:
+    return dict(OKPKey.generate_key("Ed25519", private=True).as_dict(private=True))
+
+
+def generate_ec_p256() -> dict[str, Any]:
+    return dict(ECKey.generate_key("P-256", private=True).as_dict(private=True))
+
+
+def sign_compact(header: Mapping[str, Any], payload: bytes, private_jwk: Mapping[str, Any]) -> str:
+    """Compact JWS; ``alg`` defaults from the key type and must suit it."""
+    key = load_key(private_jwk)
+    if not key.is_private:
+        raise JoseFailure("signing needs a private key")
+    protected = dict(header)
+    alg = protected.setdefault("alg", default_alg(key))
+    if alg not in algs_for(key):
+        raise JoseFailure(f"alg {alg!r} does not suit this key")
+    try:
+        return jws.serialize_compact(protected, payload, key, algorithms=[alg])
+    except JoseError as exc:
+        raise JoseFailure(f"signing failed: {exc}") from exc
+
+
+def verify_compact(token: str, key: Key) -> tuple[dict[str, Any], bytes]:
+    """Verify a compact JWS with one key; returns (protected header, payload bytes)."""
+    try:
+        obj = jws.deserialize_compact(token, key, algorithms=algs_for(key))
+    except JoseError as exc:
+        raise JoseFailure(f"JWS rejected: {exc.error if hasattr(exc, 'error') else exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise JoseFailure("malformed JWS") from exc
+    return dict(obj.headers()), obj.payload
