@@ -1,0 +1,116 @@
+"""Native backend over ``py_arkworks_bls12381`` (arkworks, Rust)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from py_arkworks_bls12381 import GT, G1Point, G2Point, Scalar
+
+from .backend import G1, G2, Backend
+from .hashing import ExpandMessage, expand_message_xmd
+from .params import CURVE_ORDER, OCTET_G2_POINT_LENGTH, OCTET_POINT_LENGTH
+
+
+def _scalar(k: int) -> Scalar:
+    return Scalar.from_be_bytes_mod_order((k % CURVE_ORDER).to_bytes(32, "big"))
+
+
+class ArkworksBackend(Backend):
+    name = "arkworks"
+
+    def __init__(self) -> None:
+        self._g1 = G1Point()
+        self._g2 = G2Point()
+        self._g1_id = G1Point.identity()
+        self._g2_id = G2Point.identity()
+
+    def g1_generator(self) -> G1:
+        return self._g1
+
+    def g2_generator(self) -> G2:
+        return self._g2
+
+    def g1_identity(self) -> G1:
+        return self._g1_id
+
+    def g1_add(self, a: G1, b: G1) -> G1:
+        return a + b
+
+    def g1_neg(self, a: G1) -> G1:
+        return -a
+
+    def g1_mul(self, p: G1, k: int) -> G1:
+        return p * _scalar(k)
+
+    def g1_msm(self, points: Sequence[G1], scalars: Sequence[int]) -> G1:
+        if len(points) != len(scalars):
+            raise ValueError("msm: points and scalars differ in length")
+        if not points:
+            return self._g1_id
+        return G1Point.multiexp_unchecked(list(points), [_scalar(k) for k in scalars])
+
+    def g1_is_identity(self, p: G1) -> bool:
+        return bool(p == self._g1_id)
+
+    def g1_eq(self, a: G1, b: G1) -> bool:
+        return bool(a == b)
+
+    def g1_to_bytes(self, p: G1) -> bytes:
+        return bytes(p.to_compressed_bytes())
+
+    def g1_from_bytes(self, data: bytes) -> G1 | None:
+        if len(data) != OCTET_POINT_LENGTH:
+            return None
+        try:
+            p = G1Point.from_compressed_bytes(bytes(data))
+        except (ValueError, TypeError, OverflowError):
+            return None
+        if p == self._g1_id or not p.is_in_subgroup():
+            return None
+        if bytes(p.to_compressed_bytes()) != data:  # canonical encodings only
+            return None
+        return p
+
+    def is_g1(self, p: object) -> bool:
+        return isinstance(p, G1Point)
+
+    def g2_mul(self, p: G2, k: int) -> G2:
+        return p * _scalar(k)
+
+    def g2_neg(self, p: G2) -> G2:
+        return -p
+
+    def g2_is_identity(self, p: G2) -> bool:
+        return bool(p == self._g2_id)
+
+    def g2_to_bytes(self, p: G2) -> bytes:
+        return bytes(p.to_compressed_bytes())
+
+    def g2_from_bytes(self, data: bytes) -> G2 | None:
+        if len(data) != OCTET_G2_POINT_LENGTH:
+            return None
+        try:
+            p = G2Point.from_compressed_bytes(bytes(data))
+        except (ValueError, TypeError, OverflowError):
+            return None
+        if p == self._g2_id or not p.is_in_subgroup():
+            return None
+        if bytes(p.to_compressed_bytes()) != data:
+            return None
+        return p
+
+    def is_g2(self, p: object) -> bool:
+        return isinstance(p, G2Point)
+
+    def map_to_g1(self, u0: int, u1: int) -> G1:
+        return G1Point.map_from_fp_be(u0.to_bytes(48, "big")) + G1Point.map_from_fp_be(u1.to_bytes(48, "big"))
+
+    def hash_to_curve_g1(self, msg: bytes, dst: bytes, expand: ExpandMessage) -> G1:
+        if expand is expand_message_xmd:
+            if len(dst) > 255:
+                raise ValueError("domain separation tag longer than 255 bytes")
+            return G1Point.hash_to_curve(bytes(msg), bytes(dst))
+        return super().hash_to_curve_g1(msg, dst, expand)
+
+    def pairing_product_is_one(self, pairs: Sequence[tuple[G1, G2]]) -> bool:
+        return bool(GT.pairing_check([p for p, _ in pairs], [q for _, q in pairs]))

@@ -1,0 +1,12 @@
+"""BLS12-381 constants shared by the BBS ciphersuites and both curve backends."""
+
+from __future__ import annotations
+
+FIELD_MODULUS = int(
+    "1a0111ea397fe69a4b1ba7b6434bacd764774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab", 16
+)
+CURVE_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
+OCTET_SCALAR_LENGTH = 32
+OCTET_POINT_LENGTH = 48
+OCTET_G2_POINT_LENGTH = 96
+EXPAND_LEN = 48
