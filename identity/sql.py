@@ -53,7 +53,7 @@ def open_engine(url: str, *, synchronous_full: bool = True, **kwargs: Any) -> En
         def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             # The sqlite3 driver's implicit BEGIN would defer the write lock; we issue
             # BEGIN IMMEDIATE ourselves so writers queue on the busy timeout instead of failing.
-            dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             if ":memory:" not in url and url not in ("sqlite://", "sqlite+pysqlite://"):
                 cur.execute("PRAGMA journal_mode=WAL")

@@ -1,0 +1,48 @@
+"""The OAuth2 token endpoint (RFC 6749): errors use RFC 6749 section 5.2's JSON, not problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from civitas.auth import OAuthServer, TokenRequest
+
+router = APIRouter(tags=["oauth"])
+
+MAX_FORM_FIELDS = 32
+
+_TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "RFC 6749 error: invalid_request, invalid_grant, unsupported_grant_type, ..."},
+    401: {"description": "RFC 6749 error: invalid_client"},
+}
+
+
+def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+@router.post(
+    "/oauth/token",
+    summary="Issue an access token (client_credentials, and grants registered by other areas)",
+    responses=_TOKEN_RESPONSES,
+)
+async def token(request: Request) -> JSONResponse:
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return _oauth_error(400, "invalid_request", "the body must be application/x-www-form-urlencoded")
+    form = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
+    fields: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, str) or key in fields:
+            return _oauth_error(400, "invalid_request", f"parameter {key!r} must be sent once, as text")
+        fields[key] = value
+    server: OAuthServer = request.app.state.oauth_server
+    req = TokenRequest(request.method, str(request.url), request.headers, fields)
+    status, body, headers = await run_in_threadpool(server.token_response, req)
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -1,0 +1,36 @@
+"""Service settings from environment variables prefixed `CIVITAS_` (e.g. CIVITAS_DATA_DIR)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIVITAS_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path(".civitas"), description="where keys and the SQLite file live")
+    database_url: str | None = Field(default=None, description="default: SQLite in the data dir")
+    public_url: str = Field(default="http://127.0.0.1:8000", description="base URL clients use")
+    api_audience: str = Field(default="civitas-api", description="`aud` of access tokens")
+    access_token_ttl_s: int = Field(default=300, ge=30, le=3600)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Production keys may come from the environment instead of the data dir.
+    signing_key: SecretStr | None = Field(default=None, description="base64url Ed25519 seed")
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'civitas.db').resolve()}"
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url.rstrip("/")
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,130 @@
+"""Every error is RFC 9457 problem+json; limits are explicit; no internals leak."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, Field
+
+from civitas.errors import ProblemError
+
+router = APIRouter()
+
+
+class Payment(BaseModel):
+    amount_micros: int = Field(ge=1)
+    memo: str = Field(max_length=10)
+
+
+@router.post("/echo")
+def echo(body: Payment) -> dict[str, int]:
+    return {"amount_micros": body.amount_micros}
+
+
+@router.get("/boom")
+def boom() -> None:
+    raise RuntimeError("secret-internal-detail /etc/passwd")
+
+
+@router.get("/conflict")
+def conflict() -> None:
+    raise ProblemError(409, "over-budget", "Budget exceeded", "remaining 0.1", remaining_rho=0.1)
+
+
+@pytest.fixture
+def routed(app: FastAPI) -> Iterator[TestClient]:
+    app.include_router(router)
+    with TestClient(app, base_url="https://testserver", raise_server_exceptions=False) as c:
+        yield c
+
+
+def _is_problem(r: object, status: int, slug: str) -> dict[str, object]:
+    from httpx import Response
+
+    assert isinstance(r, Response)
+    assert r.status_code == status
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = r.json()
+    assert body["type"] == f"urn:civitas:problem:{slug}"
+    assert body["status"] == status and isinstance(body["title"], str)
+    return body
+
+
+def test_unknown_route_is_404_problem(routed: TestClient) -> None:
+    _is_problem(routed.get("/no/such/thing"), 404, "not-found")
+
+
+def test_wrong_method_is_405_problem(routed: TestClient) -> None:
+    _is_problem(routed.delete("/healthz"), 405, "method-not-allowed")
+
+
+def test_validation_error_names_the_bad_fields(routed: TestClient) -> None:
+    body = _is_problem(
+        routed.post("/echo", json={"amount_micros": 0, "memo": "x" * 20}), 422, "validation-error"
+    )
+    fields = {e["field"] for e in body["errors"]}  # type: ignore[attr-defined]
+    assert fields == {"amount_micros", "memo"}
+    assert "amount_micros" in str(body["detail"]) and "memo" in str(body["detail"])
+
+
+def test_malformed_json_is_422_problem(routed: TestClient) -> None:
+    r = routed.post("/echo", content=b"{not json", headers={"content-type": "application/json"})
+    _is_problem(r, 422, "validation-error")
+
+
+def test_problem_error_carries_extensions(routed: TestClient) -> None:
+    body = _is_problem(routed.get("/conflict"), 409, "over-budget")
+    assert (
+        body["remaining_rho"] == 0.1 and body["detail"] == "remaining 0.1" and body["instance"] == "/conflict"
+    )
+
+
+def test_unexpected_errors_hide_internals(routed: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    r = routed.get("/boom")
+    body = _is_problem(r, 500, "internal-error")
+    assert "secret-internal-detail" not in r.text and "Traceback" not in r.text and "detail" not in body
+    assert "secret-internal-detail" not in caplog.text
+
+
+def test_body_over_the_limit_is_413_by_content_length(routed: TestClient, app: FastAPI) -> None:
+    limit = app.state.settings.max_body_bytes
+    ok = routed.post(
+        "/echo",
+        content=b'{"amount_micros": 1, "memo": "a"}' + b" " * (limit - 40),
+        headers={"content-type": "application/json"},
+    )
+    assert ok.status_code == 200
+    too_big = b'{"amount_micros": 1, "memo": "a"}' + b" " * (limit - 32)
+    assert len(too_big) == limit + 1
+    _is_problem(
+        routed.post("/echo", content=too_big, headers={"content-type": "application/json"}),
+        413,
+        "body-too-large",
+    )
+
+
+def test_body_over_the_limit_is_413_when_streamed(routed: TestClient, app: FastAPI) -> None:
+    limit = app.state.settings.max_body_bytes
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"amount_micros": 1, "memo": "'
+        for _ in range(limit // 1024 + 1):
+            yield b"a" * 1024
+
+    r = routed.post("/echo", content=chunks(), headers={"content-type": "application/json"})
+    _is_problem(r, 413, "body-too-large")
+
+
+def test_health_and_readiness(routed: TestClient) -> None:
+    assert routed.get("/healthz").json() == {"status": "ok"}
+    assert routed.get("/readyz").json() == {"status": "ready"}
+
+
+def test_readiness_fails_as_problem_when_the_database_is_gone(app: FastAPI, routed: TestClient) -> None:
+    import sqlalchemy as sa
+
+    app.state.engine = sa.create_engine("sqlite:////nonexistent-dir/civitas.db")
+    _is_problem(routed.get("/readyz"), 503, "not-ready")

@@ -1,0 +1,31 @@
+"""The committed OpenAPI document is the one the code produces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from civitas.cli import render_openapi
+
+SPEC = Path(__file__).resolve().parents[1] / "specs" / "openapi.json"
+
+
+def test_committed_openapi_is_current() -> None:
+    assert SPEC.exists(), "run `civitas openapi` to write specs/openapi.json"
+    assert SPEC.read_text() == render_openapi(), "specs/openapi.json is stale: run `civitas openapi`"
+
+
+def test_every_operation_documents_its_errors_as_problem_json() -> None:
+    import json
+
+    doc = json.loads(render_openapi())
+    assert "HTTPValidationError" not in json.dumps(doc)
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for path, operations in doc["paths"].items():
+        for operation in operations.values():
+            responses = operation["responses"]
+            if path == "/oauth/token":
+                assert "default" not in responses  # RFC 6749 errors, not problem+json
+                continue
+            assert responses["default"]["content"]["application/problem+json"]["schema"] == problem_ref
+            if "422" in responses:
+                assert responses["422"]["content"]["application/problem+json"]["schema"] == problem_ref
