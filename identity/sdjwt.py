@@ -564,7 +564,7 @@ def _verify_kb(
     if not isinstance(kb, dict):
         raise SDJWTError("Key Binding JWT payload must be a JSON object")
     iat = kb.get("iat")
-    if not _is_number(iat):
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
         raise SDJWTError("Key Binding JWT needs a numeric iat")
     if iat > now + skew:
         raise SDJWTError("Key Binding JWT issued in the future")

@@ -1,0 +1,413 @@
+"""RFC 9901 section 7 rules, one negative case each, plus key binding policy and freshness."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from identity import jose, sdjwt
+from identity.sdjwt import SD, SDJWTError
+
+ISSUER = jose.generate_ed25519()
+ISSUER_PUB = jose.public_jwk(ISSUER)
+HOLDER = jose.generate_ed25519()
+NOW = 1_750_000_000
+AUD = "https://agency.example"
+NONCE = "n-0123456789abcdef"
+VCT = "https://city.example/credentials/resident"
+
+
+def _b64(obj: Any) -> str:
+    return jose.b64u_encode(json.dumps(obj).encode())
+
+
+def _digest(disclosure: str) -> str:
+    return jose.b64u_encode(hashlib.sha256(disclosure.encode()).digest())
+
+
+def _signed(
+    payload: dict[str, Any], header: dict[str, Any] | None = None, key: dict[str, Any] = ISSUER
+) -> str:
+    return jose.sign_compact(
+        {"typ": "dc+sd-jwt"} if header is None else header, json.dumps(payload).encode(), key
+    )
+
+
+def _kb(body: str, *, key: dict[str, Any] = HOLDER, **overrides: Any) -> str:
+    payload = {
+        "iat": NOW,
+        "aud": AUD,
+        "nonce": NONCE,
+        "sd_hash": jose.b64u_encode(hashlib.sha256(body.encode()).digest()),
+    }
+    header = {"typ": overrides.pop("typ", "kb+jwt")}
+    payload.update(overrides)
+    return jose.sign_compact(header, json.dumps(payload).encode(), key)
+
+
+def _verify(presentation: str, **kwargs: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "issuer_jwk": ISSUER_PUB,
+        "expected_audience": AUD,
+        "expected_nonce": NONCE,
+        "now": NOW,
+    }
+    args.update(kwargs)
+    return sdjwt.verify_presentation(presentation, **args)
+
+
+def _base(**extra: Any) -> dict[str, Any]:
+    return {
+        "vct": VCT,
+        "iss": "https://city.example",
+        "iat": NOW - 10,
+        "cnf": {"jwk": jose.public_jwk(HOLDER)},
+        **extra,
+    }
+
+
+def _with_kb(jwt: str, disclosures: list[str]) -> str:
+    body = "~".join([jwt, *disclosures, ""])
+    return body + _kb(body)
+
+
+def _credential(**claims: Any) -> str:
+    return sdjwt.issue(
+        {"vct": VCT, "iss": "https://city.example", "iat": NOW - 10, **{SD(k): v for k, v in claims.items()}},
+        issuer_key=ISSUER,
+        holder_jwk=HOLDER,
+    )
+
+
+def _present(cred: str, paths: list[tuple[Any, ...]] | None = None, **kw: Any) -> str:
+    held = sdjwt.parse(cred)
+    if paths is None:
+        paths = [d.path for d in held.disclosures]
+    kw.setdefault("iat", NOW)
+    return sdjwt.present(held, disclose=paths, holder_key=HOLDER, audience=AUD, nonce=NONCE, **kw)
+
+
+def test_valid_presentation_accepted() -> None:
+    cred = _credential(given_name="Ada", age_over_18=True)
+    claims = _verify(_present(cred, [("age_over_18",)]))
+    assert claims["age_over_18"] is True
+    assert "given_name" not in claims
+    assert "_sd" not in claims and "_sd_alg" not in claims
+
+
+# -- disclosures ---------------------------------------------------------------------------------
+
+
+def test_disclosure_not_referenced_rejected() -> None:
+    a = _credential(given_name="Ada")
+    stray = sdjwt.parse(_credential(family_name="Lovelace")).disclosures[0].raw
+    jwt, *disclosures, _ = a.split("~")
+    with pytest.raises(SDJWTError, match="not referenced"):
+        _verify(_with_kb(jwt, [*disclosures, stray]))
+
+
+def test_same_disclosure_twice_rejected() -> None:
+    jwt, disclosure, _ = _credential(given_name="Ada").split("~")
+    with pytest.raises(SDJWTError, match="twice"):
+        _verify(_with_kb(jwt, [disclosure, disclosure]))
+
+
+def test_duplicate_digest_in_payload_rejected() -> None:
+    d = _b64(["salt", "given_name", "Ada"])
+    jwt = _signed(_base(_sd=[_digest(d), _digest(d)], _sd_alg="sha-256"))
+    with pytest.raises(SDJWTError, match="more than once"):
+        _verify(_with_kb(jwt, [d]))
+
+
+def test_duplicate_digest_across_objects_rejected() -> None:
+    d = _b64(["salt", "x", 1])
+    jwt = _signed(_base(_sd=[_digest(d)], nested={"_sd": [_digest(d)]}))
+    with pytest.raises(SDJWTError, match="more than once"):
+        _verify(_with_kb(jwt, [d]))
+
+
+@pytest.mark.parametrize("name", ["_sd", "..."])
+def test_reserved_claim_name_in_disclosure_rejected(name: str) -> None:
+    d = _b64(["salt", name, "x"])
+    jwt = _signed(_base(_sd=[_digest(d)]))
+    with pytest.raises(SDJWTError, match="reserved"):
+        _verify(_with_kb(jwt, [d]))
+
+
+def test_disclosed_claim_overwriting_plain_claim_rejected() -> None:
+    d = _b64(["salt", "iss", "https://evil.example"])
+    jwt = _signed(_base(_sd=[_digest(d)]))
+    with pytest.raises(SDJWTError, match="already exists"):
+        _verify(_with_kb(jwt, [d]))
+
+
+def test_array_digest_pointing_to_property_disclosure_rejected() -> None:
+    d = _b64(["salt", "name", "x"])
+    jwt = _signed(_base(items=[{"...": _digest(d)}]))
+    with pytest.raises(SDJWTError, match="array element digest"):
+        _verify(_with_kb(jwt, [d]))
+
+
+def test_object_digest_pointing_to_array_disclosure_rejected() -> None:
+    d = _b64(["salt", "x"])
+    jwt = _signed(_base(_sd=[_digest(d)]))
+    with pytest.raises(SDJWTError, match="array-element disclosure"):
+        _verify(_with_kb(jwt, [d]))
+
+
+@pytest.mark.parametrize(
+    "disclosure",
+    [
+        "not*base64",
+        "YQ==",  # padded
+        _b64({"salt": "s"}),
+        _b64(["s", "a", "b", "c"]),
+        _b64(["s"]),
+        _b64([1, "n", "v"]),
+        _b64(["s", 2, "v"]),
+        jose.b64u_encode(b"[not json"),
+    ],
+)
+def test_malformed_disclosure_rejected(disclosure: str) -> None:
+    jwt = _signed(_base(_sd=[_digest(disclosure)]))
+    with pytest.raises(SDJWTError):
+        _verify(_with_kb(jwt, [disclosure]))
+
+
+def test_sd_not_an_array_rejected() -> None:
+    jwt = _signed(_base(_sd="abc"))
+    with pytest.raises(SDJWTError, match="_sd must be an array"):
+        _verify(_with_kb(jwt, []))
+
+
+def test_unsupported_sd_alg_rejected() -> None:
+    jwt = _signed(_base(_sd_alg="sha-512"))
+    with pytest.raises(SDJWTError, match="_sd_alg"):
+        _verify(_with_kb(jwt, []))
+
+
+def test_recursive_disclosures_accepted() -> None:
+    inner = _b64(["s1", "street", "Main 1"])
+    outer = _b64(["s2", "address", {"_sd": [_digest(inner)], "city": "X"}])
+    jwt = _signed(_base(_sd=[_digest(outer)]))
+    assert _verify(_with_kb(jwt, [outer, inner]))["address"] == {"street": "Main 1", "city": "X"}
+    # the child without its parent is an unreferenced disclosure
+    with pytest.raises(SDJWTError, match="not referenced"):
+        _verify(_with_kb(jwt, [inner]))
+
+
+# -- issuer-signed JWT ---------------------------------------------------------------------------
+
+
+def test_alg_none_rejected() -> None:
+    header = jose.b64u_encode(json.dumps({"alg": "none", "typ": "dc+sd-jwt"}).encode())
+    jwt = f"{header}.{_b64(_base())}."
+    with pytest.raises(SDJWTError, match="alg"):
+        _verify(_with_kb(jwt, []))
+
+
+def test_hs256_with_public_key_as_secret_rejected() -> None:
+    header = jose.b64u_encode(json.dumps({"alg": "HS256", "typ": "dc+sd-jwt"}).encode())
+    jwt = f"{header}.{_b64(_base())}.AAAA"
+    with pytest.raises(SDJWTError, match="alg"):
+        _verify(_with_kb(jwt, []))
+
+
+def test_tampered_payload_rejected() -> None:
+    jwt = _signed(_base())
+    h, _, s = jwt.split(".")
+    forged = f"{h}.{_b64(_base(admin=True))}.{s}"
+    with pytest.raises(SDJWTError, match="signature"):
+        _verify(_with_kb(forged, []))
+
+
+def test_wrong_issuer_key_rejected() -> None:
+    jwt = _signed(_base(), key=jose.generate_ed25519())
+    with pytest.raises(SDJWTError, match="signature"):
+        _verify(_with_kb(jwt, []))
+
+
+def test_es256_issuer_accepted_and_key_type_enforced() -> None:
+    ec = jose.generate_ec_p256()
+    jwt = _signed(_base(), key=ec)
+    assert _verify(_with_kb(jwt, []), issuer_jwk=jose.public_jwk(ec))["vct"] == VCT
+    with pytest.raises(SDJWTError, match="alg"):
+        _verify(_with_kb(jwt, []))  # ES256 token against the Ed25519 issuer key
+
+
+@pytest.mark.parametrize("typ", ["JWT", "example+sd-jwt", None])
+def test_wrong_typ_rejected(typ: str | None) -> None:
+    header = {"typ": typ} if typ else {}
+    jwt = _signed(_base(), header=header)
+    with pytest.raises(SDJWTError, match="typ"):
+        _verify(_with_kb(jwt, []))
+
+
+def test_legacy_vc_sd_jwt_typ_accepted() -> None:
+    jwt = _signed(_base(), header={"typ": "vc+sd-jwt"})
+    assert _verify(_with_kb(jwt, []))["iss"] == "https://city.example"
+
+
+def test_missing_vct_rejected() -> None:
+    base = _base()
+    del base["vct"]
+    with pytest.raises(SDJWTError, match="vct"):
+        _verify(_with_kb(_signed(base), []))
+
+
+def test_expiry_checked_after_disclosure_processing() -> None:
+    exp = _b64(["s", "exp", NOW - 100])
+    jwt = _signed(_base(iat=NOW - 1000, _sd=[_digest(exp)]), header={"typ": "example+sd-jwt"})
+    args = {
+        "accepted_typs": None,
+        "issuer_jwk": ISSUER_PUB,
+        "expected_audience": AUD,
+        "expected_nonce": NONCE,
+    }
+    with pytest.raises(SDJWTError, match="expired"):
+        sdjwt.verify(_with_kb(jwt, [exp]), now=NOW, **args)
+    body = "~".join([jwt, exp, ""])
+    early = body + _kb(body, iat=NOW - 200)
+    assert sdjwt.verify(early, now=NOW - 200, **args).claims["exp"] == NOW - 100
+
+
+def test_expired_and_not_yet_valid_rejected() -> None:
+    with pytest.raises(SDJWTError, match="expired"):
+        _verify(_with_kb(_signed(_base(exp=NOW - 100)), []))
+    with pytest.raises(SDJWTError, match="not yet valid"):
+        _verify(_with_kb(_signed(_base(nbf=NOW + 3600)), []))
+    with pytest.raises(SDJWTError, match="exp must be a number"):
+        _verify(_with_kb(_signed(_base(exp="tomorrow")), []))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "abc", "a.b.c", "a.b.c~", "a.b~x~", "~~", "x" * (1 << 21), "é.b.c~"],
+)
+def test_malformed_serialization_rejected(bad: str) -> None:
+    with pytest.raises(SDJWTError):
+        _verify(bad)
+
+
+def test_empty_disclosure_rejected() -> None:
+    jwt = _signed(_base())
+    with pytest.raises(SDJWTError, match="empty disclosure"):
+        _verify(_with_kb(jwt, [""]))
+
+
+# -- key binding ---------------------------------------------------------------------------------
+
+
+def test_key_binding_required_by_policy_not_presence() -> None:
+    cred = _credential(given_name="Ada")
+    bare = sdjwt.present(cred, disclose=[("given_name",)])
+    with pytest.raises(SDJWTError, match="no Key Binding JWT"):
+        _verify(bare)
+    assert _verify(bare, require_key_binding=False)["given_name"] == "Ada"
+    # A KB-JWT that is present is checked even when policy does not require one.
+    stale = _present(cred, iat=NOW - 10_000)
+    with pytest.raises(SDJWTError, match="too old"):
+        _verify(stale, require_key_binding=False)
+
+
+def test_key_binding_without_cnf_rejected() -> None:
+    base = _base()
+    del base["cnf"]
+    with pytest.raises(SDJWTError, match="cnf"):
+        _verify(_with_kb(_signed(base), []))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"nonce": "other"}, "nonce"),
+        ({"aud": "https://other.example"}, "audience"),
+        ({"aud": [AUD]}, "audience"),
+        ({"iat": NOW - 301}, "too old"),
+        ({"iat": NOW + 3600}, "future"),
+        ({"iat": "now"}, "numeric iat"),
+        ({"sd_hash": "AAAA"}, "sd_hash"),
+        ({"typ": "JWT"}, "typ"),
+    ],
+)
+def test_kb_jwt_claims_enforced(overrides: dict[str, Any], message: str) -> None:
+    jwt = _signed(_base())
+    body = jwt + "~"
+    with pytest.raises(SDJWTError, match=message):
+        _verify(body + _kb(body, **overrides))
+
+
+def test_kb_jwt_missing_claims_rejected() -> None:
+    jwt = _signed(_base())
+    body = jwt + "~"
+    for claim in ("nonce", "aud", "sd_hash"):
+        payload = {
+            "iat": NOW,
+            "aud": AUD,
+            "nonce": NONCE,
+            "sd_hash": jose.b64u_encode(hashlib.sha256(body.encode()).digest()),
+        }
+        del payload[claim]
+        kb = jose.sign_compact({"typ": "kb+jwt"}, json.dumps(payload).encode(), HOLDER)
+        with pytest.raises(SDJWTError):
+            _verify(body + kb)
+
+
+def test_kb_jwt_signed_by_another_key_rejected() -> None:
+    jwt = _signed(_base())
+    body = jwt + "~"
+    with pytest.raises(SDJWTError, match="signature"):
+        _verify(body + _kb(body, key=jose.generate_ed25519()))
+
+
+def test_kb_jwt_alg_none_rejected() -> None:
+    jwt = _signed(_base())
+    body = jwt + "~"
+    head = jose.b64u_encode(b'{"alg":"none","typ":"kb+jwt"}')
+    payload = _b64({"iat": NOW, "aud": AUD, "nonce": NONCE, "sd_hash": "x"})
+    with pytest.raises(SDJWTError, match="alg"):
+        _verify(f"{body}{head}.{payload}.")
+
+
+def test_dropping_or_adding_disclosure_after_binding_breaks_sd_hash() -> None:
+    cred = _credential(given_name="Ada", family_name="Lovelace")
+    full = _present(cred)
+    jwt, d1, d2, kb = full.split("~")
+    with pytest.raises(SDJWTError, match="sd_hash"):
+        _verify(f"{jwt}~{d1}~{kb}")
+    with pytest.raises(SDJWTError, match="sd_hash"):
+        _verify(f"{jwt}~{d2}~{d1}~{kb}")
+
+
+def test_error_messages_carry_no_disclosure_content() -> None:
+    secret = "SECRET-BIRTHDATE-1970"
+    d = _b64(["salt", "_sd", secret])
+    jwt = _signed(_base(_sd=[_digest(d)]))
+    with pytest.raises(SDJWTError) as info:
+        _verify(_with_kb(jwt, [d]))
+    assert secret not in str(info.value)
+
+
+# -- issuance guards -----------------------------------------------------------------------------
+
+
+def test_issue_refuses_reserved_and_vc_registered_claims() -> None:
+    with pytest.raises(SDJWTError, match="reserved"):
+        sdjwt.issue({"vct": VCT, "_sd": []}, issuer_key=ISSUER)
+    with pytest.raises(SDJWTError, match="must not be selectively disclosable"):
+        sdjwt.issue({"vct": VCT, SD("exp"): 1}, issuer_key=ISSUER)
+    with pytest.raises(SDJWTError, match="vct"):
+        sdjwt.issue({"x": 1}, issuer_key=ISSUER)
+    with pytest.raises(SDJWTError, match="private"):
+        sdjwt.issue({"vct": VCT}, issuer_key=ISSUER_PUB)
+
+
+def test_decoys_hide_claim_count() -> None:
+    cred = sdjwt.issue({"vct": VCT, SD("a"): 1}, issuer_key=ISSUER, decoys=3)
+    held = sdjwt.parse(cred)
+    assert len(held.payload["_sd"]) == 4
+    assert len(held.disclosures) == 1
+    assert held.payload["_sd"] == sorted(held.payload["_sd"])
