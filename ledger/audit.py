@@ -1,0 +1,159 @@
+"""Audit a ledger store by replaying it.
+
+Recomputes every account's balances from the transfers (and the pending-state table), checks
+debits equal credits per ledger and every balance limit, re-encodes every transfer into its
+canonical leaf and compares it with the stored leaf hashes, recomputes the Merkle root and the
+stored frontier, and verifies the latest stored checkpoint (signature, size and root).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import merkle, note
+from .codec import encode_transfer
+from .types import AccountFlags, PendingState, TransferFlags
+
+if TYPE_CHECKING:
+    from .store import Ledger
+
+__all__ = ["AuditReport", "audit"]
+
+_PENDING = int(TransferFlags.PENDING)
+_POST = int(TransferFlags.POST_PENDING_TRANSFER)
+_VOID = int(TransferFlags.VOID_PENDING_TRANSFER)
+_DMNEC = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_CMNED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
+MAX_PROBLEMS = 100
+
+
+@dataclass(slots=True)
+class AuditReport:
+    ok: bool = True
+    accounts: int = 0
+    transfers: int = 0
+    tree_size: int = 0
+    root_hash: str = ""
+    checkpoint_size: int = 0
+    totals: dict[int, dict[str, int]] = field(default_factory=dict)  # ledger -> posted/pending sums
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, text: str) -> None:
+        self.ok = False
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(text)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "accounts": self.accounts,
+            "transfers": self.transfers,
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
+            "checkpoint_size": self.checkpoint_size,
+            "totals": {str(k): v for k, v in self.totals.items()},
+            "problems": list(self.problems),
+        }
+
+
+def audit(ledger: Ledger) -> AuditReport:
+    from .store import _ACCOUNT_COLS, _TRANSFER_COLS
+
+    rep = AuditReport()
+    d = ledger._d
+    opts: dict[str, str] = {"isolation_level": "REPEATABLE READ"} if d.pg else {"sqlite_begin": "DEFERRED"}
+    with ledger.engine.connect().execution_options(**opts) as conn:
+        state = ledger._read_meta(conn, lock=False)
+        accounts = {
+            row[0]: row
+            for row in map(
+                d.account_row, conn.exec_driver_sql(f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts")
+            )
+        }
+        pend = {
+            d.id_out(r[0]): int(r[1])
+            for r in conn.exec_driver_sql("SELECT id, state FROM ledger_pending").fetchall()
+        }
+        balances: dict[int, list[int]] = {aid: [0, 0, 0, 0] for aid in accounts}
+        frontier = merkle.Frontier()
+        leaf_rows = conn.exec_driver_sql(
+            "SELECT leaf_index, leaf_hash FROM ledger_leaves ORDER BY leaf_index"
+        )
+        leaf_iter = iter(leaf_rows)
+        sha = hashlib.sha256
+        last_ts = 0
+        res = conn.exec_driver_sql(f"SELECT {_TRANSFER_COLS} FROM ledger_transfers ORDER BY timestamp")
+        for raw in res:
+            t = d.transfer_row(raw)
+            rep.transfers += 1
+            if t[12] <= last_ts:
+                rep.problem(f"transfer {t[0]}: timestamp does not increase")
+            last_ts = t[12]
+            dr, cr = balances.get(t[1]), balances.get(t[2])
+            if dr is None or cr is None:
+                rep.problem(f"transfer {t[0]}: references a missing account")
+            else:
+                amount, flags = t[3], t[11]
+                if flags & _PENDING:
+                    if pend.get(t[0]) is None:
+                        rep.problem(f"transfer {t[0]}: pending transfer without a pending state")
+                    elif pend[t[0]] == PendingState.PENDING:
+                        dr[0] += amount
+                        cr[2] += amount
+                elif flags & _VOID:
+                    pass
+                else:  # single-phase or post
+                    dr[1] += amount
+                    cr[3] += amount
+            h = sha(b"\x00" + encode_transfer(t)).digest()
+            stored = next(leaf_iter, None)
+            if stored is None or int(stored[0]) != frontier.size:
+                rep.problem(f"leaf {frontier.size}: missing from the leaf table")
+            elif bytes(stored[1]) != h:
+                rep.problem(f"leaf {frontier.size}: stored hash differs from the transfer's encoding")
+            frontier.append(h)
+        if next(leaf_iter, None) is not None:
+            rep.problem("the leaf table holds leaves without a transfer")
+    rep.accounts = len(accounts)
+    for aid, a in accounts.items():
+        b = balances[aid]
+        if (a[1], a[2], a[3], a[4]) != tuple(b):
+            rep.problem(f"account {aid}: stored balances {a[1:5]} differ from the replay {tuple(b)}")
+        flags = a[10]
+        if flags & _DMNEC and a[1] + a[2] > a[4]:
+            rep.problem(f"account {aid}: debits exceed credits")
+        if flags & _CMNED and a[3] + a[4] > a[2]:
+            rep.problem(f"account {aid}: credits exceed debits")
+        tot = rep.totals.setdefault(
+            a[8], {"debits_pending": 0, "debits_posted": 0, "credits_pending": 0, "credits_posted": 0}
+        )
+        tot["debits_pending"] += a[1]
+        tot["debits_posted"] += a[2]
+        tot["credits_pending"] += a[3]
+        tot["credits_posted"] += a[4]
+    for ledger_id, tot in rep.totals.items():
+        if tot["debits_posted"] != tot["credits_posted"] or tot["debits_pending"] != tot["credits_pending"]:
+            rep.problem(f"ledger {ledger_id}: total debits differ from total credits")
+    rep.tree_size = frontier.size
+    root = frontier.root()
+    rep.root_hash = root.hex()
+    if state.tree_size != frontier.size:
+        rep.problem(f"log size {state.tree_size} differs from the replay's {frontier.size}")
+    if state.frontier != frontier.to_bytes():
+        rep.problem("stored Merkle frontier differs from the replay")
+    if frontier.size:
+        cp = ledger.stored_checkpoint(state.tree_size)
+        if cp is None:
+            rep.problem(f"no checkpoint stored for size {state.tree_size}")
+        else:
+            try:
+                n = note.verify_note(cp, [ledger.signer.verifier])
+                c = note.parse_checkpoint(n.text)
+                rep.checkpoint_size = c.size
+                if c.origin != ledger.origin or c.size != frontier.size or c.root_hash != root:
+                    rep.problem("latest checkpoint does not match the replayed tree")
+            except note.NoteError as exc:
+                rep.problem(f"latest checkpoint does not verify with the ledger key: {exc}")
+    return rep

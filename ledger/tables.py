@@ -1,0 +1,154 @@
+"""Ledger schema (SQLAlchemy Core, its own MetaData) and `create_schema(engine)` for library use.
+
+The service applies the same schema through civitas/migrations/versions/ledger_0001_initial.py.
+Amounts, balances and timestamps are BIGINT (signed 64-bit: amounts are bounded to < 2^63).
+`user_data_64` is an unsigned 64-bit value stored in BIGINT as its two's-complement bit pattern.
+Accounts and transfers are WITHOUT ROWID tables on SQLite (clustered on the 16-byte id).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from identity.sql import Id128
+
+__all__ = [
+    "accounts",
+    "allowance_spend",
+    "allowances",
+    "checkpoints",
+    "create_schema",
+    "failed_transfers",
+    "leaves",
+    "meta",
+    "metadata",
+    "nodes",
+    "pending",
+    "transfers",
+]
+
+metadata = sa.MetaData()
+
+# A plain INTEGER PRIMARY KEY on SQLite is the rowid (cheapest append); BIGINT on PostgreSQL.
+_RowIndex = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+accounts = sa.Table(
+    "ledger_accounts",
+    metadata,
+    sa.Column("id", Id128(), primary_key=True),
+    sa.Column("debits_pending", sa.BigInteger(), nullable=False),
+    sa.Column("debits_posted", sa.BigInteger(), nullable=False),
+    sa.Column("credits_pending", sa.BigInteger(), nullable=False),
+    sa.Column("credits_posted", sa.BigInteger(), nullable=False),
+    sa.Column("user_data_128", Id128(), nullable=False),
+    sa.Column("user_data_64", sa.BigInteger(), nullable=False),
+    sa.Column("user_data_32", sa.BigInteger(), nullable=False),
+    sa.Column("ledger", sa.BigInteger(), nullable=False),
+    sa.Column("code", sa.Integer(), nullable=False),
+    sa.Column("flags", sa.Integer(), nullable=False),
+    sa.Column("timestamp", sa.BigInteger(), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+transfers = sa.Table(
+    "ledger_transfers",
+    metadata,
+    sa.Column("id", Id128(), primary_key=True),
+    sa.Column("debit_account_id", Id128(), nullable=False),
+    sa.Column("credit_account_id", Id128(), nullable=False),
+    sa.Column("amount", sa.BigInteger(), nullable=False),
+    sa.Column("pending_id", Id128(), nullable=False),
+    sa.Column("user_data_128", Id128(), nullable=False),
+    sa.Column("user_data_64", sa.BigInteger(), nullable=False),
+    sa.Column("user_data_32", sa.BigInteger(), nullable=False),
+    sa.Column("timeout", sa.BigInteger(), nullable=False),
+    sa.Column("ledger", sa.BigInteger(), nullable=False),
+    sa.Column("code", sa.Integer(), nullable=False),
+    sa.Column("flags", sa.Integer(), nullable=False),
+    sa.Column("timestamp", sa.BigInteger(), nullable=False),
+    sa.Index("ix_ledger_transfers_debit", "debit_account_id", "timestamp"),
+    sa.Index("ix_ledger_transfers_credit", "credit_account_id", "timestamp"),
+    sqlite_with_rowid=False,
+)
+
+pending = sa.Table(
+    "ledger_pending",
+    metadata,
+    sa.Column("id", Id128(), primary_key=True),
+    sa.Column("state", sa.Integer(), nullable=False),
+    sa.Column("expires_at_ns", sa.BigInteger(), nullable=False),
+    sa.Column("resolved_at_ns", sa.BigInteger(), nullable=False),
+    sa.Index("ix_ledger_pending_expiry", "state", "expires_at_ns"),
+)
+
+failed_transfers = sa.Table(
+    "ledger_failed_transfers",
+    metadata,
+    sa.Column("id", Id128(), primary_key=True),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("timestamp", sa.BigInteger(), nullable=False),
+)
+
+leaves = sa.Table(
+    "ledger_leaves",
+    metadata,
+    sa.Column("leaf_index", _RowIndex, primary_key=True, autoincrement=False),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+)
+
+nodes = sa.Table(
+    "ledger_nodes",
+    metadata,
+    sa.Column("level", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("node_index", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("node_hash", sa.LargeBinary(32), nullable=False),
+)
+
+meta = sa.Table(
+    "ledger_meta",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("last_timestamp", sa.BigInteger(), nullable=False),
+    sa.Column("tree_size", sa.BigInteger(), nullable=False),
+    sa.Column("frontier", sa.LargeBinary(), nullable=False),
+    sa.Column("commit_seq", sa.BigInteger(), nullable=False),
+)
+
+checkpoints = sa.Table(
+    "ledger_checkpoints",
+    metadata,
+    sa.Column("tree_size", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("timestamp", sa.BigInteger(), nullable=False),
+    sa.Column("note", sa.Text(), nullable=False),
+)
+
+allowances = sa.Table(
+    "ledger_allowances",
+    metadata,
+    sa.Column("id", Id128(), primary_key=True),
+    sa.Column("account_id", Id128(), nullable=False),
+    sa.Column("device_public_key", sa.LargeBinary(32), nullable=False),
+    sa.Column("cap_micros", sa.BigInteger(), nullable=False),
+    sa.Column("period_ns", sa.BigInteger(), nullable=False),
+    sa.Column("starts_at_ns", sa.BigInteger(), nullable=False),
+    sa.Column("expires_at_ns", sa.BigInteger(), nullable=False),
+    sa.Column("revoked_at_ns", sa.BigInteger(), nullable=False),
+    sa.Column("ledger", sa.BigInteger(), nullable=False),
+    sa.Column("code", sa.Integer(), nullable=False),
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+    sa.Index("ix_ledger_allowances_account", "account_id"),
+)
+
+allowance_spend = sa.Table(
+    "ledger_allowance_spend",
+    metadata,
+    sa.Column("allowance_id", Id128(), primary_key=True),
+    sa.Column("period_index", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("spent_micros", sa.BigInteger(), nullable=False),
+)
+
+
+def create_schema(engine: sa.Engine) -> None:
+    """Create the ledger tables if missing (library use; the service runs the Alembic migration)."""
+    metadata.create_all(engine)
