@@ -1,0 +1,357 @@
+"""Sensor-reading ingest: verify, decide per reading, minimise, store in bulk, count drops, reward.
+
+One `ingest` call is one transaction (group commit for many batches). Inside it, before any
+decision, ingest reads the consent-state version of every citizen whose device is in the call,
+with a shared row lock on PostgreSQL (`FOR SHARE`; SQLite's `BEGIN IMMEDIATE` serialises all
+writers). A consent change bumps that row first, so it waits for in-flight batches and they
+wait for it; the policy index reloads any citizen whose version moved. The cache therefore
+stays correct across processes, and a withdrawal at T is seen by every batch decided after it.
+Sharing re-checks consent at read time as well (see `consent.sharing`).
+
+A reading is dropped (counted, never stored) when no active consent covers its category at its
+minute, or when its timestamp is in the future beyond the allowed clock skew. Stored readings
+keep only the unit (owner pseudonym, or the public sensor's id), stream, category, district,
+minute and value, plus the id of the set of consent records that permitted it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from nacl.signing import VerifyKey
+
+from consent import tables as t
+from consent.batches import BadSignature, Batch, InvalidBatch, SignedBatch
+from consent.devices import Device, DeviceKind, get_devices
+from consent.minimise import DEFAULT_GRID, DistrictGrid
+from consent.policy import GrantSet, PolicyIndex
+from consent.records import MINUTE_NS
+from consent.rewards import STATE_NONE, STATE_PENDING, PaymentReport, RewardConfig, RewardPayer
+from consent.sqlutil import chunks, insert_ignore
+from consent.store import load_grants, subject_versions
+from consent.vocab import NON_PERSONAL, STREAMS
+from identity.sql import Clock, system_clock_ns
+
+__all__ = ["BatchResult", "Gateway", "GatewayConfig", "PolicyCache"]
+
+MAX_BATCHES_PER_CALL = 1_000
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    grid: DistrictGrid = DEFAULT_GRID
+    max_future_skew_ns: int = 5 * 1_000_000_000
+    rewards: RewardConfig | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: int
+    device_id: str
+    duplicate: bool  # already ingested earlier: nothing stored again, nothing paid again
+    readings: int
+    accepted: int
+    dropped: int
+    dropped_no_consent: int = 0
+    dropped_future: int = 0
+    reward_micros: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        import uuid
+
+        return {
+            "batch_id": str(uuid.UUID(int=self.batch_id)),
+            "device_id": self.device_id,
+            "duplicate": self.duplicate,
+            "readings": self.readings,
+            "accepted": self.accepted,
+            "dropped": self.dropped,
+            "dropped_no_consent": self.dropped_no_consent,
+            "dropped_future": self.dropped_future,
+            "reward_micros": self.reward_micros,
+        }
+
+
+class PolicyCache:
+    """The policy index plus the consent-state version each subject was loaded at."""
+
+    def __init__(self) -> None:
+        self.index = PolicyIndex()
+        self.versions: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.reloads = 0
+
+    def refresh(self, conn: sa.Connection, current: Mapping[str, int]) -> None:
+        """Reload every subject whose DB version differs from the cached one (call under `lock`)."""
+        stale = [s for s, v in current.items() if self.versions.get(s) != v]
+        if not stale:
+            return
+        grants = load_grants(conn, stale)
+        for subject in stale:
+            self.index.replace_subject(subject, grants.get(subject, []))
+            self.versions[subject] = current[subject]
+        self.reloads += len(stale)
+
+    def warm(self, conn: sa.Connection) -> None:
+        """Load every subject (optional: subjects are otherwise loaded on first use)."""
+        rows = conn.execute(sa.select(t.subjects.c.subject, t.subjects.c.version)).all()
+        with self.lock:
+            self.refresh(conn, {r.subject: r.version for r in rows})
+
+
+@dataclass
+class _Counts:
+    accepted: int = 0
+    no_consent: int = 0
+    future: int = 0
+
+
+@dataclass
+class _Prepared:
+    signed: SignedBatch
+    batch: Batch
+    device: Device
+    counts: dict[str, _Counts] = field(default_factory=dict)
+
+
+class Gateway:
+    """Ingest of signed reading batches. Thread-safe; one instance per process is enough."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        clock: Clock = system_clock_ns,
+        config: GatewayConfig | None = None,
+        payer: RewardPayer | None = None,
+        cache: PolicyCache | None = None,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.config = config or GatewayConfig()
+        self.payer = payer
+        self.cache = cache or PolicyCache()
+        self._keys: dict[bytes, VerifyKey] = {}
+        self._known_sets: set[int] = set()
+
+    # -- edge checks --------------------------------------------------------------------------
+
+    def _verify_key(self, raw: bytes) -> VerifyKey:
+        key = self._keys.get(raw)
+        if key is None:
+            key = VerifyKey(raw)
+            if len(self._keys) < 100_000:
+                self._keys[raw] = key
+        return key
+
+    def _prepare(
+        self, conn: sa.Connection, signed: Sequence[SignedBatch], device_id: str | None
+    ) -> list[_Prepared]:
+        parsed = [(s, s.parse_unverified()) for s in signed]
+        devices = get_devices(conn, [b.device_id for _, b in parsed])
+        out: list[_Prepared] = []
+        for s, batch in parsed:
+            device = devices.get(batch.device_id)
+            if device is None or not device.active:
+                raise BadSignature("unknown or revoked device")
+            if device_id is not None and batch.device_id != device_id:
+                raise BadSignature("the batch names another device than the authenticated one")
+            s.verify_signature(self._verify_key(device.public_key))
+            public = device.kind == DeviceKind.PUBLIC
+            for reading in batch.readings:
+                if (STREAMS[reading.stream] == NON_PERSONAL) != public:
+                    raise InvalidBatch(
+                        "public sensors send only public streams, personal devices only personal ones"
+                    )
+            out.append(_Prepared(s, batch, device))
+        return out
+
+    # -- ingest -------------------------------------------------------------------------------
+
+    def ingest(self, signed: Sequence[SignedBatch], *, device_id: str | None = None) -> list[BatchResult]:
+        """Verify and ingest batches in one transaction; any invalid batch refuses the whole call.
+
+        `device_id` is the authenticated device (HTTP); every batch must be signed by it.
+        """
+        if not 0 < len(signed) <= MAX_BATCHES_PER_CALL:
+            raise InvalidBatch(f"1..{MAX_BATCHES_PER_CALL} batches per call")
+        with self.engine.begin() as conn:
+            prepared = self._prepare(conn, signed, device_id)
+            results, owed, new_sets = self._store(conn, prepared)
+        self._known_sets.update(new_sets)  # only once they are committed
+        if owed and self.payer is not None:
+            self.payer.pay(owed)
+        return results
+
+    def pay_pending(self) -> PaymentReport | None:
+        """Retry rewards left pending (ledger unreachable, account closed, crash after commit)."""
+        return None if self.payer is None else self.payer.pay(None)
+
+    def _store(
+        self, conn: sa.Connection, prepared: list[_Prepared]
+    ) -> tuple[list[BatchResult], list[int], list[int]]:
+        ids = [p.batch.batch_id for p in prepared]
+        existing: dict[int, BatchResult] = {}
+        for part in chunks(ids):
+            for row in conn.execute(
+                sa.select(
+                    t.batches.c.batch_id,
+                    t.batches.c.device_id,
+                    t.batches.c.readings,
+                    t.batches.c.accepted,
+                    t.batches.c.dropped,
+                ).where(t.batches.c.batch_id.in_(part))
+            ):
+                existing[row.batch_id] = BatchResult(
+                    row.batch_id, row.device_id, True, row.readings, row.accepted, row.dropped
+                )
+        fresh: list[_Prepared] = []
+        seen: set[int] = set()
+        for p in prepared:
+            if p.batch.batch_id in existing or p.batch.batch_id in seen:
+                continue
+            seen.add(p.batch.batch_id)
+            fresh.append(p)
+
+        owners = sorted({p.device.owner for p in fresh if p.device.owner is not None})
+        versions = subject_versions(conn, owners, lock=True)
+        for owner in owners:
+            versions.setdefault(owner, -1)  # no consent state yet: nothing is permitted
+
+        rows: list[dict[str, Any]] = []
+        new_sets: dict[int, GrantSet] = {}
+        with self.cache.lock:
+            self.cache.refresh(conn, versions)
+            now = self.clock()
+            horizon = now + self.config.max_future_skew_ns
+            for p in fresh:
+                self._decide(p, horizon, rows, new_sets)
+
+        if new_sets:
+            insert_ignore(
+                conn,
+                t.grant_set_members,
+                [{"set_id": s.set_id, "record_id": r} for s in new_sets.values() for r in s.record_ids],
+            )
+        if rows:
+            conn.execute(sa.insert(t.readings), rows)
+
+        results: list[BatchResult] = []
+        owed: list[int] = []
+        batch_rows: list[dict[str, Any]] = []
+        count_rows: list[dict[str, Any]] = []
+        rewards = self.config.rewards
+        for p in fresh:
+            accepted = sum(c.accepted for c in p.counts.values())
+            no_consent = sum(c.no_consent for c in p.counts.values())
+            future = sum(c.future for c in p.counts.values())
+            reward_total = 0
+            payable = rewards is not None and p.device.reward_account_id is not None
+            for category, c in sorted(p.counts.items()):
+                amount = rewards.amount(category, c.accepted) if rewards is not None and payable else 0
+                reward_total += amount
+                count_rows.append(
+                    {
+                        "batch_id": p.batch.batch_id,
+                        "category": category,
+                        "unit": p.device.unit,
+                        "accepted": c.accepted,
+                        "dropped_no_consent": c.no_consent,
+                        "dropped_future": c.future,
+                        "reward_micros": amount,
+                        "reward_state": STATE_PENDING if amount > 0 else STATE_NONE,
+                        "reward_attempt": 0,
+                    }
+                )
+            if reward_total:
+                owed.append(p.batch.batch_id)
+            n = len(p.batch.readings)
+            batch_rows.append(
+                {
+                    "batch_id": p.batch.batch_id,
+                    "device_id": p.device.device_id,
+                    "received_ns": now,
+                    "readings": n,
+                    "accepted": accepted,
+                    "dropped": n - accepted,
+                }
+            )
+            results.append(
+                BatchResult(
+                    p.batch.batch_id,
+                    p.device.device_id,
+                    False,
+                    n,
+                    accepted,
+                    n - accepted,
+                    no_consent,
+                    future,
+                    reward_total,
+                )
+            )
+        if batch_rows:
+            conn.execute(sa.insert(t.batches), batch_rows)
+        if count_rows:
+            conn.execute(sa.insert(t.batch_counts), count_rows)
+        by_id = {r.batch_id: r for r in results}
+        ordered = [existing.get(p.batch.batch_id) or by_id[p.batch.batch_id] for p in prepared]
+        return ordered, owed, list(new_sets)
+
+    def _decide(
+        self,
+        p: _Prepared,
+        horizon: int,
+        rows: list[dict[str, Any]],
+        new_sets: dict[int, GrantSet],
+    ) -> None:
+        """Decide, minimise and collect the rows of one batch (under the cache lock)."""
+        device = p.device
+        unit = device.unit
+        public = device.kind == DeviceKind.PUBLIC
+        index = self.cache.index
+        district_of = self.config.grid.district_of
+        known = self._known_sets
+        counts = p.counts
+        streams = STREAMS
+        deciders: dict[str, Any] = {}
+        append = rows.append
+        for r in p.batch.readings:
+            category = streams[r.stream]
+            c = counts.get(category)
+            if c is None:
+                c = counts[category] = _Counts()
+            ts = r.ts_ns
+            if ts > horizon:
+                c.future += 1
+                continue
+            minute = ts - ts % MINUTE_NS
+            set_id: int | None = None
+            if not public:
+                if category in deciders:
+                    decider = deciders[category]
+                else:
+                    decider = deciders[category] = index.decider(unit, category)
+                grant_set = decider.lookup(minute) if decider is not None else None
+                if grant_set is None:
+                    c.no_consent += 1
+                    continue
+                set_id = grant_set.set_id
+                if set_id not in known and set_id not in new_sets:
+                    new_sets[set_id] = grant_set
+            district = district_of(r.lat, r.lon)
+            c.accepted += 1
+            append(
+                {
+                    "unit": unit,
+                    "stream": r.stream,
+                    "category": category,
+                    "district": district,
+                    "ts_ns": minute,
+                    "value": r.value,
+                    "grant_set_id": set_id,
+                }
+            )
