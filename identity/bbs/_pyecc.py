@@ -1,8 +1,10 @@
 """Pure-Python reference backend over ``py_ecc.optimized_bls12_381``.
 
-Points are py_ecc's projective triples. Decoding adds the checks py_ecc leaves out
-(subgroup membership, non-identity, canonical encoding); a pairing product multiplies
-Miller loops and runs one final exponentiation.
+Points are py_ecc's projective triples; encoding, decoding and hash-to-curve maps are
+py_ecc's. Decoding adds the checks py_ecc leaves out (subgroup membership, non-identity,
+canonical encoding). Multi-scalar multiplication, the G1 subgroup check and the pairing
+product run on plain integers (:mod:`._pure_arith`): one shared Miller loop with cached G2
+lines and a single final exponentiation.
 """
 
 from __future__ import annotations
@@ -22,12 +24,40 @@ from py_ecc.optimized_bls12_381.optimized_curve import eq as _eq
 from py_ecc.optimized_bls12_381.optimized_pairing import final_exponentiate, miller_loop
 from py_ecc.optimized_bls12_381.optimized_swu import iso_map_G1, optimized_swu_G1
 
+from . import _pure_arith as pa
 from .backend import G1, G2, Backend
-from .params import CURVE_ORDER, OCTET_G2_POINT_LENGTH, OCTET_POINT_LENGTH
+from .params import CURVE_ORDER, FIELD_MODULUS, OCTET_G2_POINT_LENGTH, OCTET_POINT_LENGTH
+
+_P = FIELD_MODULUS
 
 
-def _in_subgroup(p: G1 | G2) -> bool:
+def _in_subgroup_g2(p: G2) -> bool:
     return bool(is_inf(multiply(p, CURVE_ORDER)))
+
+
+def _to_jac(p: G1) -> pa.Jac:
+    """py_ecc homogeneous (x, y, z) -> Jacobian integers (x z, y z^2, z)."""
+    x, y, z = p[0].n, p[1].n, p[2].n
+    return x * z % _P, y * z * z % _P, z
+
+
+def _from_jac(j: pa.Jac) -> G1:
+    X, Y, Z = j
+    if Z == 0:
+        return Z1
+    return FQ(X * Z), FQ(Y), FQ(Z * Z * Z)
+
+
+def _affine_g1(p: G1) -> tuple[int, int]:
+    zi = pow(p[2].n, -1, _P)
+    return p[0].n * zi % _P, p[1].n * zi % _P
+
+
+def _affine_g2(q: G2) -> tuple[pa.Fp2, pa.Fp2]:
+    zi = pa.f2_inv((int(q[2].coeffs[0]), int(q[2].coeffs[1])))
+    x = pa.f2_mul((int(q[0].coeffs[0]), int(q[0].coeffs[1])), zi)
+    y = pa.f2_mul((int(q[1].coeffs[0]), int(q[1].coeffs[1])), zi)
+    return x, y
 
 
 class PyEccBackend(Backend):
@@ -49,15 +79,12 @@ class PyEccBackend(Backend):
         return neg(a)
 
     def g1_mul(self, p: G1, k: int) -> G1:
-        return multiply(p, k % CURVE_ORDER)
+        return _from_jac(pa.g1_msm([_to_jac(p)], [k]))
 
     def g1_msm(self, points: Sequence[G1], scalars: Sequence[int]) -> G1:
         if len(points) != len(scalars):
             raise ValueError("msm: points and scalars differ in length")
-        acc = Z1
-        for p, k in zip(points, scalars, strict=True):
-            acc = add(acc, multiply(p, k % CURVE_ORDER))
-        return acc
+        return _from_jac(pa.g1_msm([_to_jac(p) for p in points], scalars))
 
     def g1_is_identity(self, p: G1) -> bool:
         return bool(is_inf(p))
@@ -77,7 +104,7 @@ class PyEccBackend(Backend):
             p = decompress_G1(G1Compressed(int.from_bytes(data, "big")))
         except ValueError:
             return None
-        if is_inf(p) or not is_on_curve(p, b) or not _in_subgroup(p):
+        if is_inf(p) or not is_on_curve(p, b) or not pa.g1_in_subgroup(_to_jac(p)):
             return None
         if self.g1_to_bytes(p) != data:
             return None
@@ -108,7 +135,7 @@ class PyEccBackend(Backend):
             )
         except ValueError:
             return None
-        if is_inf(p) or not is_on_curve(p, b2) or not _in_subgroup(p):
+        if is_inf(p) or not is_on_curve(p, b2) or not _in_subgroup_g2(p):
             return None
         if self.g2_to_bytes(p) != data:
             return None
@@ -123,6 +150,11 @@ class PyEccBackend(Backend):
         return multiply_clear_cofactor_G1(add(q0, q1))
 
     def pairing_product_is_one(self, pairs: Sequence[tuple[G1, G2]]) -> bool:
+        affine = [(_affine_g1(p), _affine_g2(q)) for p, q in pairs if not (is_inf(p) or is_inf(q))]
+        return pa.pairing_product_is_one(affine)
+
+    def pairing_product_is_one_reference(self, pairs: Sequence[tuple[G1, G2]]) -> bool:
+        """The same test with py_ecc's own Miller loop and final exponentiation (slow; for tests)."""
         f = FQ12.one()
         for p, q in pairs:
             if is_inf(p) or is_inf(q):

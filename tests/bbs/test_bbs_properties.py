@@ -1,0 +1,146 @@
+"""Properties: backends agree byte for byte, proofs are unlinkable, round trips hold."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from identity import bbs
+from identity.bbs.core import R
+from identity.bbs.interface import BBSCiphersuite
+
+BACKENDS = bbs.available_backends()
+needs_two_backends = pytest.mark.skipif(len(BACKENDS) < 2, reason="needs both BLS12-381 backends")
+
+
+def _fixed_scalars(suite: BBSCiphersuite) -> Callable[[int], list[int]]:
+    def scalars(count: int) -> list[int]:
+        return suite.seeded_random_scalars(b"fixed seed for cross-backend checks", b"TEST_DST", count)
+
+    return scalars
+
+
+@needs_two_backends
+@pytest.mark.parametrize("name", bbs.SUITE_NAMES)
+@settings(max_examples=6, deadline=None)
+@given(
+    key_material=st.binary(min_size=32, max_size=40),
+    header=st.binary(max_size=24),
+    ph=st.binary(max_size=16),
+    messages=st.lists(st.binary(max_size=20), min_size=1, max_size=4),
+    data=st.data(),
+)
+def test_backends_agree(
+    name: str, key_material: bytes, header: bytes, ph: bytes, messages: list[bytes], data: st.DataObject
+) -> None:
+    fast = bbs.suite_for(name, "arkworks")
+    ref = bbs.suite_for(name, "py_ecc")
+    sk = fast.keygen(key_material)
+    assert ref.keygen(key_material) == sk
+    pk = fast.sk_to_pk(sk)
+    assert ref.sk_to_pk(sk) == pk
+    sig = fast.sign(sk, pk, header, messages)
+    assert ref.sign(sk, pk, header, messages) == sig
+    indexes = sorted(data.draw(st.sets(st.integers(0, len(messages) - 1))))
+    proof = fast._proof_gen(pk, sig, header, ph, messages, indexes, _fixed_scalars(fast))
+    assert ref._proof_gen(pk, sig, header, ph, messages, indexes, _fixed_scalars(ref)) == proof
+    disclosed = [messages[i] for i in indexes]
+    assert ref.proof_verify(pk, proof, header, ph, disclosed, indexes)
+    assert fast.proof_verify(pk, proof, header, ph, disclosed, indexes)
+
+
+@needs_two_backends
+def test_pairing_matches_py_ecc_reference() -> None:
+    from identity.bbs._pyecc import PyEccBackend
+
+    be = bbs.get_backend("py_ecc")
+    assert isinstance(be, PyEccBackend)
+    g1, g2 = be.g1_generator(), be.g2_generator()
+    a, b = 0x1234567890ABCDEF, 0xFEDCBA0987654321
+    good = [(be.g1_mul(g1, a), be.g2_mul(g2, b)), (be.g1_mul(g1, a * b), be.g2_neg(g2))]
+    bad = [(be.g1_mul(g1, a), be.g2_mul(g2, b)), (be.g1_mul(g1, a * b + 1), be.g2_neg(g2))]
+    assert be.pairing_product_is_one(good) is True
+    assert be.pairing_product_is_one_reference(good) is True
+    assert be.pairing_product_is_one(bad) is False
+    assert be.pairing_product_is_one_reference(bad) is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_msm_matches_naive(backend: str) -> None:
+    be = bbs.get_backend(backend)
+    g = be.g1_generator()
+    points = [be.g1_mul(g, 3 + i * 7919) for i in range(6)]
+    scalars = [int.from_bytes(hashlib.sha256(bytes([i])).digest(), "big") for i in range(6)]
+    expected = be.g1_identity()
+    for p, k in zip(points, scalars, strict=True):
+        expected = be.g1_add(expected, be.g1_mul(p, k))
+    assert be.g1_eq(be.g1_msm(points, scalars), expected)
+    assert be.g1_is_identity(be.g1_msm([g, g], [1, R - 1]))
+    assert be.g1_is_identity(be.g1_msm([], []))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", bbs.SUITE_NAMES)
+def test_two_proofs_share_no_bytes(backend: str, name: str) -> None:
+    suite = bbs.suite_for(name, backend)
+    sk = suite.keygen(hashlib.sha256(b"unlinkability").digest())
+    pk = suite.sk_to_pk(sk)
+    messages = [b"name=Ada", b"born=1815-12-10", b"city=London", b"role=citizen"]
+    sig = suite.sign(sk, pk, b"hdr", messages)
+    first = suite.proof_gen(pk, sig, b"hdr", b"ph", messages, [2])
+    second = suite.proof_gen(pk, sig, b"hdr", b"ph", messages, [2])
+    assert first != second
+    assert len(first) == len(second)
+
+    def chunks(proof: bytes) -> set[bytes]:
+        return {proof[i : i + 16] for i in range(0, len(proof), 16)}
+
+    assert chunks(first).isdisjoint(chunks(second))
+    for proof in (first, second):
+        assert suite.proof_verify(pk, proof, b"hdr", b"ph", [messages[2]], [2])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_round_trips(backend: str) -> None:
+    suite = bbs.suite_for("BLS12_381_SHAKE_256", backend)
+    sk = suite.keygen(b"\x07" * 32, b"info")
+    pk = suite.sk_to_pk(sk)
+    sig = suite.sign(sk, pk)
+    assert len(sk) == 32 and len(pk) == 96 and len(sig) == 80
+    assert suite.verify(pk, sig)
+    assert suite.signature_to_octets(suite.octets_to_signature(sig)) == sig
+    proof = suite.proof_gen(pk, sig)
+    assert len(proof) == 272
+    assert suite.proof_to_octets(suite.octets_to_proof(proof)) == proof
+    assert suite.proof_verify(pk, proof)
+    assert not suite.proof_verify(pk, proof, b"", b"", [b"x"], [0])
+    # keys from a different key_info differ
+    assert suite.keygen(b"\x07" * 32, b"other") != sk
+
+
+def test_generators_cache_extends_prefix() -> None:
+    suite = bbs.suite_for("BLS12_381_SHA_256", BACKENDS[0])
+    api_id = suite.ciphersuite_id + b"TEST_ONLY_"
+    short = suite.create_generators(2, api_id)
+    longer = suite.create_generators(5, api_id)
+    be = suite.backend
+    assert [be.g1_to_bytes(p) for p in longer[:2]] == [be.g1_to_bytes(p) for p in short]
+    assert len({be.g1_to_bytes(p) for p in longer}) == 5
+
+
+def test_default_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity.bbs.backend import default_backend_name
+
+    monkeypatch.setenv("CIVITAS_BLS_BACKEND", "py_ecc")
+    assert default_backend_name() == "py_ecc"
+    monkeypatch.setenv("CIVITAS_BLS_BACKEND", "nope")
+    with pytest.raises(ValueError, match="CIVITAS_BLS_BACKEND"):
+        default_backend_name()
+    monkeypatch.delenv("CIVITAS_BLS_BACKEND")
+    assert default_backend_name() in BACKENDS
+    with pytest.raises(ValueError, match="unknown BBS ciphersuite"):
+        bbs.suite_for("BLS12_381_MD5")
