@@ -294,7 +294,7 @@ def test_verify_rejects_garbage_without_raising(issued: dict[str, Any]) -> None:
         (s, pk, sig, b"hdr", "messages", HIDDEN, b),
         (s, pk, sig, b"hdr", [None], HIDDEN, b),
     ):
-        assert blind.verify(*args) is False  # type: ignore[arg-type]
+        assert blind.verify(*args) is False
 
 
 FLIP = st.tuples(st.integers(min_value=0, max_value=10_000), st.integers(min_value=1, max_value=255))
