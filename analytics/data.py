@@ -1,0 +1,165 @@
+"""Loading consented readings into a private, columnar snapshot that OpenDP plans scan.
+
+Input is any SQLAlchemy ``Select`` with the columns ``unit``, ``stream``, ``district``, ``ts_ns``,
+``value`` (the contract of ``consent.analytics_readings_select``). The snapshot replaces each unit
+by a dense integer code (the pseudonym itself never leaves this module), adds the public hour and
+day buckets, drops rows whose value is not a finite number, and is written to an Arrow IPC file in
+a private temporary directory. OpenDP plans scan that file, so no query serialises the data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+import polars as pl
+import sqlalchemy as sa
+
+from analytics.errors import DataError
+
+__all__ = [
+    "DAY_NS",
+    "FRAME_SCHEMA",
+    "HOUR_NS",
+    "MAX_SNAPSHOT_ROWS",
+    "MAX_STREAMS",
+    "READING_SCHEMA",
+    "Snapshot",
+    "load_readings",
+    "restrict",
+    "snapshot_of",
+]
+
+HOUR_NS: Final = 3_600_000_000_000
+DAY_NS: Final = 24 * HOUR_NS
+# A public upper bound on rows in one snapshot; OpenDP's float-sum analysis relies on it.
+MAX_SNAPSHOT_ROWS: Final = 50_000_000
+
+READING_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "unit": pl.String(),
+    "stream": pl.String(),
+    "district": pl.String(),
+    "ts_ns": pl.Int64(),
+    "value": pl.Float64(),
+}
+
+FRAME_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "unit": pl.UInt32(),
+    "district": pl.String(),
+    "ts_ns": pl.Int64(),
+    "hour": pl.Int64(),
+    "day": pl.Int64(),
+    "value": pl.Float64(),
+}
+
+
+def restrict(
+    select: sa.Select[tuple[object, ...]], *, stream: str | None, start_ns: int, end_ns: int
+) -> sa.Select[tuple[object, ...]]:
+    """Narrow a readings Select to one stream and a half-open time range (public predicates)."""
+    sub = select.subquery("readings")
+    out = sa.select(sub.c.unit, sub.c.stream, sub.c.district, sub.c.ts_ns, sub.c.value).where(
+        sub.c.ts_ns >= start_ns, sub.c.ts_ns < end_ns
+    )
+    if stream is not None:
+        out = out.where(sub.c.stream == stream)
+    return out
+
+
+def load_readings(engine: sa.Engine, select: sa.Select[tuple[object, ...]]) -> pl.DataFrame:
+    """Run a readings Select and return a frame with exactly READING_SCHEMA's columns and types."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        frame = pl.read_database(select, connection=conn, schema_overrides=READING_SCHEMA)
+    missing = [c for c in READING_SCHEMA if c not in frame.columns]
+    if missing:
+        raise DataError(f"readings select lacks columns {missing}")
+    if frame.height > MAX_SNAPSHOT_ROWS:
+        raise DataError(f"{frame.height} readings exceed the snapshot limit of {MAX_SNAPSHOT_ROWS}")
+    return frame.select(list(READING_SCHEMA)).cast(READING_SCHEMA)  # type: ignore[arg-type]
+
+
+@dataclass
+class Snapshot:
+    """Encoded readings, one Arrow IPC file per stream; `close()` removes them (or use `with`)."""
+
+    files: dict[str, Path]
+    rows: int
+    _dir: Path = field(repr=False)
+
+    @property
+    def streams(self) -> list[str]:
+        return sorted(self.files)
+
+    def scan(self, stream: str) -> pl.LazyFrame:
+        """One stream's rows (columns of FRAME_SCHEMA), earliest first; empty for an unknown stream."""
+        path = self.files.get(stream)
+        if path is None:
+            return pl.LazyFrame(schema=FRAME_SCHEMA)
+        if not path.exists():
+            raise DataError("snapshot is closed")
+        return pl.scan_ipc(path, memory_map=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+MAX_STREAMS: Final = 256
+
+
+def snapshot_of(readings: pl.DataFrame, *, directory: str | os.PathLike[str] | None = None) -> Snapshot:
+    """Encode readings (READING_SCHEMA columns) into per-stream snapshot files."""
+    missing = [c for c in READING_SCHEMA if c not in readings.columns]
+    if missing:
+        raise DataError(f"readings lack columns {missing}")
+    if readings.height > MAX_SNAPSHOT_ROWS:
+        raise DataError(f"{readings.height} readings exceed the snapshot limit of {MAX_SNAPSHOT_ROWS}")
+    encoded = (
+        readings.lazy()
+        .select(list(READING_SCHEMA))
+        .cast(READING_SCHEMA)  # type: ignore[arg-type]
+        .filter(
+            pl.col("value").is_finite()
+            & pl.col("unit").is_not_null()
+            & pl.col("district").is_not_null()
+            & pl.col("stream").is_not_null()
+            & pl.col("ts_ns").is_not_null()
+        )
+        # A dense code per unit; the pseudonym itself goes no further.
+        .with_columns(
+            pl.col("unit").cast(pl.Categorical).to_physical().cast(pl.UInt32),
+            (pl.col("ts_ns") // HOUR_NS * HOUR_NS).alias("hour"),
+            (pl.col("ts_ns") // DAY_NS * DAY_NS).alias("day"),
+        )
+        .sort("stream", "ts_ns")
+        .collect()
+    )
+    streams = encoded.get_column("stream").unique().to_list()
+    if len(streams) > MAX_STREAMS:
+        raise DataError(f"more than {MAX_STREAMS} streams in one snapshot")
+    tmp = Path(tempfile.mkdtemp(prefix="civitas-analytics-", dir=directory))
+    os.chmod(tmp, 0o700)
+    files: dict[str, Path] = {}
+    try:
+        for index, (key, part) in enumerate(
+            encoded.partition_by("stream", as_dict=True, maintain_order=True).items()
+        ):
+            path = tmp / f"stream-{index:03d}.arrow"
+            part.select(list(FRAME_SCHEMA)).write_ipc(path, compression="uncompressed")
+            files[str(key[0])] = path
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Snapshot(files=files, rows=encoded.height, _dir=tmp)

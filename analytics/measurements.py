@@ -1,0 +1,368 @@
+"""OpenDP measurements for analyst queries: plan construction, noise calibration, release.
+
+Every query becomes one OpenDP Polars plan built through the Context API:
+
+1. public predicates (time range) and, for histograms, public binning;
+2. contribution bounds enforced by OpenDP's own truncation on the privacy-unit identifier:
+   at most ``rows_per_cell`` rows per unit and cell (earliest first), and at most
+   ``cells_per_unit`` cells per unit (lowest keys first);
+3. aggregation with noise: ``dp.len(signed=True)`` counts, ``dp.sum`` sums (values clamped
+   into the bounds), ``dp.quantile`` (exponential mechanism over public candidates); grouped over
+   public key sets (``with_keys``) or, when keys are released, under OpenDP's thresholding.
+
+Noise is calibrated without OpenDP's binary search: OpenDP's own privacy map is evaluated at
+a unit scale, the scale for the target rho follows from rho ∝ 1/scale² (Gaussian and
+exponential mechanisms under zCDP), and the resulting measurement is re-checked with OpenDP's
+map before use. Calibrated scales are cached by query shape; a cached scale is re-checked too,
+so the cache can cost accuracy but never privacy.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final
+
+import opendp.prelude as dp
+import polars as pl
+from opendp.accuracy import summarize_polars_measurement
+from opendp.extras.polars import Margin, dp_len
+
+from analytics.data import DAY_NS, HOUR_NS, MAX_SNAPSHOT_ROWS
+from analytics.errors import InvalidQuery
+from analytics.queries import Query, count_cells
+
+dp.enable_features("contrib")
+
+__all__ = [
+    "ALPHA",
+    "CONVERSION_DELTA",
+    "MAX_DISTRICTS",
+    "Estimate",
+    "Measured",
+    "epsilon_of_rho",
+    "measure",
+]
+
+ALPHA: Final = 0.05  # accuracy is stated at 95% confidence
+CONVERSION_DELTA: Final = 1e-9  # delta at which rho is reported as (epsilon, delta)-DP
+MAX_DISTRICTS: Final = 1_000  # public bound on the number of districts (key release needs it)
+_CACHE_LIMIT: Final = 4_096
+
+_FRAME_COLUMNS: Final[dict[str, Any]] = {
+    "unit": dp.u32,
+    "district": dp.String,
+    "ts_ns": dp.i64,
+    "hour": dp.i64,
+    "day": dp.i64,
+    "value": dp.f64,
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One released number: the noisy value and OpenDP's 95% accuracy for it (None if n/a)."""
+
+    statistic: str
+    value: float | None
+    accuracy_95: float | None
+    distribution: str | None
+    scale: float | None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A query's released cells (group keys -> estimates) with OpenDP's privacy accounting."""
+
+    group_columns: tuple[str, ...]
+    cells: list[tuple[dict[str, Any], list[Estimate]]]
+    rho: float
+    delta: float
+    threshold: int | None
+
+
+@lru_cache(maxsize=4)
+def _frame_domain() -> Any:
+    series = [
+        dp.series_domain(name, dp.atom_domain(T=t, nan=False) if t == dp.f64 else dp.atom_domain(T=t))
+        for name, t in _FRAME_COLUMNS.items()
+    ]
+    domain = dp.lazyframe_domain(series)
+    plain: tuple[tuple[str, ...], ...] = ((), ("hour",), ("day",))
+    for by in plain:
+        domain = dp.with_margin(domain, Margin(by=list(by), max_length=MAX_SNAPSHOT_ROWS))
+    grouped: tuple[tuple[str, ...], ...] = (("district",), ("district", "hour"), ("district", "day"))
+    for by in grouped:
+        domain = dp.with_margin(
+            domain,
+            Margin(by=list(by), max_length=MAX_SNAPSHOT_ROWS, max_groups=MAX_DISTRICTS * 24 * 31),
+        )
+    return domain
+
+
+def _privacy_unit() -> tuple[Any, Any]:
+    return dp.unit_of(contributions=1, identifier="unit")
+
+
+def epsilon_of_rho(rho: float, delta: float = CONVERSION_DELTA) -> float:
+    """epsilon such that rho-zCDP implies (epsilon, delta)-DP, by OpenDP's conversion."""
+    if not rho >= 0.0 or not 0.0 < delta < 1.0:
+        raise ValueError("need rho >= 0 and 0 < delta < 1")
+    if rho == 0.0:
+        return 0.0
+    gaussian = dp.m.make_gaussian(
+        dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float), scale=1.0
+    )
+    # A unit-scale Gaussian at sensitivity sqrt(2 rho) is exactly rho-zCDP.
+    approx: Any = dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(gaussian), delta)
+    return float(approx.map(math.sqrt(2.0 * rho))[0])
+
+
+def _bucket_keys(query: Query) -> list[int]:
+    step = HOUR_NS if query.time_bucket == "hour" else DAY_NS
+    return list(range(query.start_ns // step * step, query.end_ns, step))
+
+
+def _bin_labels(query: Query) -> list[str]:
+    return [f"[{query.bins[i]:g}, {query.bins[i + 1]:g})" for i in range(len(query.bins) - 1)]
+
+
+def public_keys(query: Query, districts: Sequence[str]) -> pl.DataFrame | None:
+    """The public key set of the query's grouping, or None when ungrouped / keys are released."""
+    if query.keys == "released":
+        return None
+    parts: list[pl.DataFrame] = []
+    if "district" in query.group_by:
+        parts.append(pl.DataFrame({"district": list(districts)}, schema={"district": pl.String}))
+    if query.time_bucket is not None:
+        parts.append(
+            pl.DataFrame({query.time_bucket: _bucket_keys(query)}, schema={query.time_bucket: pl.Int64})
+        )
+    if query.metric == "histogram":
+        parts.append(pl.DataFrame({"bin": _bin_labels(query)}, schema={"bin": pl.String}))
+    if not parts:
+        return None
+    keys = parts[0]
+    for part in parts[1:]:
+        keys = keys.join(part, how="cross")
+    return keys
+
+
+def _statistics(query: Query) -> list[str]:
+    if query.metric == "count" or query.metric == "histogram":
+        return ["count"]
+    if query.metric == "sum":
+        return ["sum", "count"] if query.keys == "released" else ["sum"]
+    if query.metric == "mean":
+        return ["sum", "count"]
+    return [_quantile_name(q) for q in query.quantiles]
+
+
+def _quantile_name(q: float) -> str:
+    return f"p{q * 100:g}".replace(".", "_")
+
+
+def _dp(expr: pl.Expr) -> Any:
+    """The OpenDP `dp` namespace OpenDP registers on Polars expressions."""
+    return expr.dp  # type: ignore[attr-defined]
+
+
+def _aggregations(query: Query) -> list[pl.Expr]:
+    lo, hi = query.bounds.value_min, query.bounds.value_max
+    magnitude = max(abs(lo), abs(hi))
+    out: list[pl.Expr] = []
+    for name in _statistics(query):
+        if name == "count":
+            out.append(dp_len(scale=1.0, signed=True).alias("count"))
+        elif name == "sum":
+            # Relative scale = per-row sensitivity, so sum and count get equal shares of rho.
+            out.append(_dp(pl.col("value")).sum((lo, hi), scale=magnitude).alias("sum"))
+    for q in query.quantiles if query.metric == "quantile" else ():
+        out.append(
+            _dp(pl.col("value")).quantile(q, list(query.candidates), scale=1.0).alias(_quantile_name(q))
+        )
+    return out
+
+
+def _plan(context: dp.Context, query: Query, keys: pl.DataFrame | None) -> Any:
+    plan = context.query().filter((pl.col("ts_ns") >= query.start_ns) & (pl.col("ts_ns") < query.end_ns))
+    by = list(query.group_by)
+    if query.metric == "histogram":
+        lo, hi = query.bounds.value_min, query.bounds.value_max
+        inner = list(query.bins[1:-1])
+        plan = plan.with_columns(
+            pl.col("value")
+            .clip(lo, hi)
+            .cut(inner, labels=_bin_labels(query), left_closed=True)
+            .cast(pl.String)
+            .alias("bin")
+        )
+        by.append("bin")
+    plan = plan.filter(pl.int_range(pl.len()).over("unit", *by) < query.bounds.rows_per_cell)
+    if by:
+        # OpenDP accounts `rank < k` as k groups while it keeps k - 1: keep cells_per_unit
+        # cells and let OpenDP calibrate (conservatively) for one more.
+        plan = plan.filter(pl.struct(*by).rank("dense").over("unit") < query.bounds.cells_per_unit + 1)
+        plan = plan.group_by(*by).agg(*_aggregations(query))
+        if keys is not None:
+            plan = plan.with_keys(keys)
+    else:
+        plan = plan.select(*_aggregations(query))
+    return plan
+
+
+def _shape_key(query: Query, n_districts: int) -> tuple[Any, ...]:
+    return (
+        query.metric,
+        query.group_by,
+        query.bounds,
+        query.rho,
+        query.delta,
+        query.keys,
+        query.quantiles,
+        (query.candidates[0], query.candidates[-1], len(query.candidates)) if query.candidates else (),
+        len(query.bins),
+        n_districts if query.keys == "public" else 0,
+    )
+
+
+class _ScaleCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[Any, ...], tuple[float, int | None]] = {}
+
+    def get(self, key: tuple[Any, ...]) -> tuple[float, int | None] | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: tuple[Any, ...], value: tuple[float, int | None]) -> None:
+        with self._lock:
+            if len(self._entries) >= _CACHE_LIMIT:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = value
+
+
+_SCALES = _ScaleCache()
+
+
+def _loss(measured: Any) -> tuple[float, float]:
+    if isinstance(measured, tuple):
+        return float(measured[0]), float(measured[1])
+    return float(measured), 0.0
+
+
+def _fits(m: Any, query: Query) -> bool:
+    rho, delta = _loss(m.map(1))
+    return rho <= query.rho and delta <= query.delta
+
+
+def _calibrate(
+    make: Callable[[float, int | None], Any], query: Query, key: tuple[Any, ...]
+) -> tuple[Any, float, int | None]:
+    cached = _SCALES.get(key)
+    if cached is not None:
+        m = make(*cached)
+        rho, _ = _loss(m.map(1))
+        if _fits(m, query) and rho >= query.rho * (1 - 1e-6):
+            return m, cached[0], cached[1]
+    released = query.keys == "released"
+    probe_threshold = 2**32 - 1 if released else None
+    rho_unit, _ = _loss(make(1.0, probe_threshold).map(1))
+    if not rho_unit > 0.0 or not math.isfinite(rho_unit):
+        raise InvalidQuery("OpenDP reports no finite privacy loss for this query")
+    scale = math.sqrt(rho_unit / query.rho)
+    for attempt in range(16):
+        if _loss(make(scale, probe_threshold).map(1))[0] <= query.rho:
+            break
+        scale *= 1.0 + 1e-12 * 4**attempt
+    else:
+        scale = float(
+            dp.binary_search(lambda s: _loss(make(s, probe_threshold).map(1))[0] <= query.rho, T=float)
+        )
+    threshold: int | None = None
+    if released:
+        threshold = int(
+            dp.binary_search(lambda t: _loss(make(scale, int(t)).map(1))[1] <= query.delta, T=int)
+        )
+    m = make(scale, threshold)
+    if not _fits(m, query):
+        raise InvalidQuery("could not calibrate noise to the requested privacy loss")
+    _SCALES.put(key, (scale, threshold))
+    return m, scale, threshold
+
+
+def _summary(m: Any) -> dict[str, tuple[float | None, str | None, float | None]]:
+    summary = summarize_polars_measurement(m, ALPHA)
+    out: dict[str, tuple[float | None, str | None, float | None]] = {}
+    for row in summary.iter_rows(named=True):
+        accuracy = row.get("accuracy")
+        out[str(row["column"])] = (
+            None if accuracy is None else float(accuracy),
+            None if row.get("distribution") is None else str(row["distribution"]),
+            None if row.get("scale") is None else float(row["scale"]),
+        )
+    return out
+
+
+def measure(frame: pl.LazyFrame, query: Query, districts: Sequence[str]) -> Measured:
+    """Release `query` over one stream's snapshot frame with OpenDP; returns only aggregates."""
+    if count_cells(query, len(districts)) > 100_000:
+        raise InvalidQuery("the query has more than 100000 cells")
+    if len(districts) > MAX_DISTRICTS:
+        raise InvalidQuery(f"more than {MAX_DISTRICTS} public districts")
+    loss = (
+        dp.loss_of(rho=query.rho, delta=query.delta)
+        if query.keys == "released"
+        else dp.loss_of(rho=query.rho)
+    )
+    context = dp.Context.compositor(
+        data=frame,
+        privacy_unit=_privacy_unit(),
+        privacy_loss=loss,
+        split_evenly_over=1,
+        domain=_frame_domain(),
+    )
+    keys = public_keys(query, districts)
+    plan = _plan(context, query, keys)
+    input_metric, d_in = _privacy_unit()
+    if d_in != 1:
+        raise InvalidQuery("privacy unit distance must be one unit")
+
+    def make(scale: float, threshold: int | None) -> Any:
+        return dp.m.make_private_lazyframe(
+            input_domain=_frame_domain(),
+            input_metric=input_metric,
+            output_measure=loss[0],
+            lazyframe=plan.polars_plan,
+            global_scale=scale,
+            threshold=threshold,
+        )
+
+    m, _scale, threshold = _calibrate(make, query, _shape_key(query, len(districts)))
+    rho, delta = _loss(m.map(1))
+    summary = _summary(m)
+    released = context(m).collect()
+    group_columns = tuple(c for c in (*query.group_by, "bin" if query.metric == "histogram" else "") if c)
+    stats = _statistics(query)
+    cells: list[tuple[dict[str, Any], list[Estimate]]] = []
+    ordered = released.sort(list(group_columns)) if group_columns else released
+    for row in ordered.iter_rows(named=True):
+        key = {c: row[c] for c in group_columns}
+        estimates = []
+        for name in stats:
+            accuracy, distribution, scale = summary.get(name, (None, None, None))
+            raw = row.get(name)
+            estimates.append(
+                Estimate(
+                    statistic=name,
+                    value=None if raw is None else float(raw),
+                    accuracy_95=accuracy,
+                    distribution=distribution,
+                    scale=scale,
+                )
+            )
+        cells.append((key, estimates))
+    return Measured(group_columns=group_columns, cells=cells, rho=rho, delta=delta, threshold=threshold)
