@@ -356,6 +356,7 @@ class _Batch:
         "chain_saved_accounts",
         "chain_saved_pending",
         "created",
+        "dirty",
         "failed",
         "failed_new",
         "in_chain",
@@ -371,6 +372,7 @@ class _Batch:
         self.accounts = snap.accounts
         self.transfers = snap.transfers
         self.work: dict[int, list[int]] = {}
+        self.dirty: set[int] = set()  # accounts written by this batch
         self.created: dict[int, TransferRow] = {}
         self.pending: dict[int, PendingRow] = {}
         self.pending_new: set[int] = set()
@@ -389,6 +391,7 @@ class _Batch:
             a = self.work[account_id] = list(row)
         if self.in_chain and account_id not in self.chain_saved_accounts:
             self.chain_saved_accounts[account_id] = a[:]
+        self.dirty.add(account_id)
         return a
 
     def transfer(self, transfer_id: int) -> TransferRow | None:
@@ -464,7 +467,7 @@ class _Batch:
             return S.ID_MUST_NOT_BE_ZERO
         if tid == ID_MAX:
             return S.ID_MUST_NOT_BE_INT_MAX
-        existing = self.transfer(tid)
+        existing = self.created.get(tid) or self.transfers.get(tid)
         if existing is not None:
             pamt = None
             if existing[T_FLAGS] & _POST:
@@ -560,6 +563,9 @@ class _Batch:
                 saved[dr_id] = dr[:]
             if cr_id not in saved:
                 saved[cr_id] = cr[:]
+        dirty = self.dirty
+        dirty.add(dr_id)
+        dirty.add(cr_id)
         if pending:
             dr[A_DP] += amount
             cr[A_CP] += amount
@@ -714,13 +720,16 @@ def create_transfers(snap: TransferSnapshot, events: Sequence[Transfer], now_ns:
             i = j + 1
         else:
             i += 1
-    results = [CreateTransferResult(base + k, s) for k, s in enumerate(statuses)]
+    new = tuple.__new__
+    R = CreateTransferResult
+    results: list[CreateTransferResult] = [new(R, (base + k, s)) for k, s in enumerate(statuses)]
     for k, s in enumerate(statuses):
         if s is S.EXISTS:
             t = b.transfer(events[k].id)
             if t is not None:
                 results[k] = CreateTransferResult(t[T_TS], s)
-    changed = {aid: tuple(a) for aid, a in b.work.items() if tuple(a) != snap.accounts.get(aid)}
+    work = b.work
+    changed = {aid: tuple(work[aid]) for aid in b.dirty if aid in work}
     check_account_invariants(snap.accounts, changed)
     last = base + n - 1 if n else snap.last_timestamp
     return TransferOutcome(

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from identity.sql import Id128
 
 __all__ = [
+    "TABLES",
     "accounts",
     "allowance_spend",
     "allowances",
@@ -147,6 +148,20 @@ allowance_spend = sa.Table(
     sa.Column("period_index", sa.BigInteger(), primary_key=True, autoincrement=False),
     sa.Column("spent_micros", sa.BigInteger(), nullable=False),
 )
+
+
+TABLES = [
+    accounts,
+    transfers,
+    pending,
+    failed_transfers,
+    leaves,
+    nodes,
+    meta,
+    checkpoints,
+    allowances,
+    allowance_spend,
+]
 
 
 def create_schema(engine: sa.Engine) -> None:
