@@ -43,6 +43,7 @@ from .params import CURVE_ORDER
 PSEUDONYM_API_SUFFIX = b"H2G_HM2S_PSEUDONYM_"
 NYM_SECRETS_DST_SUFFIX = b"VECT_NYM_SECRETS"
 NYM_COUNT_OCTETS = 8
+RANDOM_DRAW_ATTEMPTS = 4
 
 
 class NymSignature(NamedTuple):
@@ -362,10 +363,13 @@ def _scalar_list(values: object, name: str) -> list[int]:
 
 
 def _nonzero_scalars(suite: Ciphersuite, count: int) -> list[int]:
+    """``count`` CSPRNG scalars, redrawing the (probability ~2^-255) zero ones a bounded number of times."""
     out: list[int] = []
-    while len(out) < count:
+    for _ in range(RANDOM_DRAW_ATTEMPTS):
         out.extend(s for s in suite.calculate_random_scalars(count - len(out)) if s)
-    return out
+        if len(out) == count:
+            return out
+    raise InvalidError("random scalar source keeps returning zero")
 
 
 def _nym_header(header: bytes, nym_count: int) -> bytes:
