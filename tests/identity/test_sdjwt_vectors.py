@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sdjwt_support import VECTORS, expected_for_frame, frame_paths, load_settings, load_spec, plain, to_sd
 
 from identity import jose, sdjwt
+
+from .sdjwt_support import VECTORS, expected_for_frame, frame_paths, load_settings, load_spec, plain, to_sd
 
 SPEC_DIRS = sorted(
     [p.parent for p in (VECTORS / "rfc9901-examples").glob("*/specification.yml")]
