@@ -42,7 +42,7 @@ def test_offer_object_and_metadata(engine: sa.Engine) -> None:
 def test_batch_issuance_unlinkable_copies(engine: sa.Engine) -> None:
     clock = FakeClock()
     issuer = make_issuer(engine, clock)
-    created, grant, nonce = _grant_and_nonce(issuer, clock)
+    _, grant, nonce = _grant_and_nonce(issuer, clock)
     holders = [jose.generate_ed25519() for _ in range(3)] + [jose.generate_ec_p256()]
     proofs = [make_proof(h, audience=ISSUER_ID, nonce=nonce, iat=clock.s) for h in holders]
     creds = issuer.issue(grant.offer_id, proofs)
