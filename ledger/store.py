@@ -370,8 +370,17 @@ class Ledger:
     # ----------------------------------------------------------------------------------------
     # Transfers
 
-    def create_transfers(self, transfers: Sequence[Transfer]) -> list[CreateTransferResult]:
-        """Apply a batch of transfers (at most BATCH_MAX) in one durable commit."""
+    def create_transfers(
+        self,
+        transfers: Sequence[Transfer],
+        *,
+        within_transaction: Callable[[sa.Connection, list[CreateTransferResult]], None] | None = None,
+    ) -> list[CreateTransferResult]:
+        """Apply a batch of transfers (at most BATCH_MAX) in one durable commit.
+
+        `within_transaction(conn, results)` runs inside the batch's transaction after the transfers
+        are written; whatever it writes commits with them, and if it raises nothing is committed.
+        """
         n = len(transfers)
         if n > BATCH_MAX:
             raise BatchTooLargeError(f"a batch holds at most {BATCH_MAX} events, got {n}")
@@ -381,6 +390,8 @@ class Ledger:
             try:
                 with self.engine.begin() as conn:
                     out, seq = self._create_transfers(conn, transfers)
+                    if within_transaction is not None:
+                        within_transaction(conn, out.results)
             except BaseException:
                 self._cache_seq = -1
                 raise
