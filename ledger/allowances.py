@@ -193,7 +193,7 @@ class Allowances:
                         ledger=a.ledger,
                         code=a.code,
                         created_at_ns=a.created_at_ns,
-                    )  # fmt: skip
+                    )
                 )
         except sa.exc.IntegrityError:
             raise AllowanceError("allowance-exists", "an allowance with this id exists") from None
