@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -111,6 +111,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def pairing_product_is_one(self, pairs: Sequence[tuple[G1, G2]]) -> bool:
         """True iff prod e(g1_i, g2_i) is the identity of GT."""
+
+    def pairing_product_is_one_async(self, pairs: Sequence[tuple[G1, G2]]) -> Callable[[], bool]:
+        """Start :meth:`pairing_product_is_one`; the returned callable waits for the answer.
+
+        Backends whose native code releases the GIL run it on a worker thread; the default
+        computes it before returning.
+        """
+        result = self.pairing_product_is_one(pairs)
+        return lambda: result
 
 
 def default_backend_name() -> str:

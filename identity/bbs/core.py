@@ -574,6 +574,14 @@ class Ciphersuite:
         try:
             proof_res = self.octets_to_proof(proof)
             W = self.octets_to_pubkey(pk)
+        except InvalidError:
+            return False
+        # The pairing check does not depend on the challenge: start it now (on backends that
+        # can run it concurrently) and recompute the challenge meanwhile.
+        pairing_ok = self.backend.pairing_product_is_one_async(
+            [(proof_res.Abar, W), (proof_res.Bbar, self._neg_bp2)]
+        )
+        try:
             init_res = self.proof_verify_init(
                 pk, proof_res, generators, header, disclosed_messages, disclosed_indexes, api_id
             )
@@ -581,10 +589,9 @@ class Ciphersuite:
                 init_res, disclosed_messages, disclosed_indexes, ph, api_id
             )
         except InvalidError:
+            pairing_ok()
             return False
-        if challenge != proof_res.challenge:
-            return False
-        return self.pairing_check_abar_bbar(proof_res.Abar, proof_res.Bbar, W)
+        return pairing_ok() and challenge == proof_res.challenge
 
     def pairing_check_abar_bbar(self, Abar: Any, Bbar: Any, W: Any) -> bool:
         """e(Abar, W) * e(Bbar, -BP2) == Identity_GT."""
