@@ -4,8 +4,8 @@ Every query becomes one OpenDP Polars plan built through the Context API:
 
 1. public predicates (time range) and, for histograms, public binning;
 2. contribution bounds enforced by OpenDP's own truncation on the privacy-unit identifier:
-   at most ``rows_per_cell`` rows per unit and cell (earliest first), and at most
-   ``cells_per_unit`` cells per unit (lowest keys first);
+   at most ``rows_per_cell`` rows per unit and cell, and at most
+   ``cells_per_unit`` cells per unit (lowest keys first); the rows kept are a random sample;
 3. aggregation with noise: ``dp.len(signed=True)`` counts, ``dp.sum`` sums (values clamped
    into the bounds), ``dp.quantile`` (exponential mechanism over public candidates); grouped over
    public key sets (``with_keys``) or, when keys are released, under OpenDP's thresholding.
@@ -201,7 +201,8 @@ def _plan(context: dp.Context, query: Query, keys: pl.DataFrame | None) -> Any:
             .alias("bin")
         )
         by.append("bin")
-    plan = plan.filter(pl.int_range(pl.len()).over("unit", *by) < query.bounds.rows_per_cell)
+    # A uniformly random sample of each unit's rows in each cell (no time-of-day bias).
+    plan = plan.filter(pl.int_range(pl.len()).shuffle().over("unit", *by) < query.bounds.rows_per_cell)
     if by:
         # OpenDP accounts `rank < k` as k groups while it keeps k - 1: keep cells_per_unit
         # cells and let OpenDP calibrate (conservatively) for one more.

@@ -167,7 +167,7 @@ def build_release(
         "charged_delta": cost.delta,
         "periods": [period_label(p) for p in cost.periods],
         "bounds": query.bounds.to_json(),
-        "truncation": "rows beyond rows_per_cell per unit and cell (earliest kept) and cells beyond "
+        "truncation": "rows beyond rows_per_cell per unit and cell (a random sample is kept) and cells beyond "
         "cells_per_unit per unit (lowest keys kept) are dropped before aggregation; values are clamped "
         "into [value_min, value_max]",
         "keys": "public key set"
