@@ -17,8 +17,10 @@ Grammar (no ``eval``; a hand-written recursive-descent parser with size limits):
 
 The DCQL query requests exactly the claims the expression names. When the expression is a plain
 conjunction, equality tests become DCQL ``values`` so a wallet that does not qualify discloses
-nothing. Age predicates get a ``claim_sets`` fallback to ``birthdate`` (the derived predicate is
-preferred, listed first); the decision then derives the predicate from the birthdate.
+nothing. Age predicates get a ``claim_sets`` fallback to ``birthdate`` for credentials issued
+without predicates (the derived predicate is preferred, listed first; the decision then derives
+it from the birthdate). Age predicates are never value-pinned: with a pin, a wallet whose
+predicate is false would fall through to the birthdate set and disclose more, not less.
 """
 
 from __future__ import annotations
@@ -335,6 +337,10 @@ class Rule:
                     pinned[item.claim.name] = values
                 elif isinstance(item, Claim):
                     pinned[item.name] = [True]
+            # A predicate with a birthdate fallback is never pinned: a wallet whose predicate is
+            # false must answer with the predicate, not fall through to disclosing the birthdate.
+            for name in AGE_FALLBACK:
+                pinned.pop(name, None)
         for c in _claims_of(self.ast):
             if c.name in ids:
                 continue

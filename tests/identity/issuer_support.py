@@ -37,7 +37,9 @@ class FakeClock:
         return self.ns // 1_000_000_000
 
 
-def make_issuer(engine: sa.Engine, clock: FakeClock, signing_jwk: dict[str, Any] | None = None, **overrides: Any) -> Issuer:
+def make_issuer(
+    engine: sa.Engine, clock: FakeClock, signing_jwk: dict[str, Any] | None = None, **overrides: Any
+) -> Issuer:
     tables.create_schema(engine)
     config = IssuerConfig(
         issuer_id=ISSUER_ID,

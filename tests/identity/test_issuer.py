@@ -61,8 +61,12 @@ def test_batch_issuance_unlinkable_copies(engine: sa.Engine) -> None:
     # nested address members are disclosable one by one
     assert ("address", "locality") in {d.path for d in helds[0].disclosures}
     # the holder can present with each key; the verifier accepts
-    pres = sdjwt.present(helds[3], disclose=[("age_over_65",)], holder_key=holders[3], audience="a", nonce="n", iat=clock.s)
-    out = sdjwt.verify_presentation(pres, issuer_jwk=issuer.public_jwk, expected_audience="a", expected_nonce="n", now=clock.s)
+    pres = sdjwt.present(
+        helds[3], disclose=[("age_over_65",)], holder_key=holders[3], audience="a", nonce="n", iat=clock.s
+    )
+    out = sdjwt.verify_presentation(
+        pres, issuer_jwk=issuer.public_jwk, expected_audience="a", expected_nonce="n", now=clock.s
+    )
     assert out["age_over_65"] is True and "birthdate" not in out
 
 
@@ -163,7 +167,9 @@ def test_nonce_single_use_and_batch_rules(engine: sa.Engine) -> None:
     same_key = [make_proof(h, audience=ISSUER_ID, nonce=nonce, iat=clock.s)] * 2
     with pytest.raises(IssuanceError, match="own holder key"):
         issuer.issue(grant.offer_id, same_key)
-    too_many = [make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=nonce, iat=clock.s) for _ in range(4)]
+    too_many = [
+        make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=nonce, iat=clock.s) for _ in range(4)
+    ]
     with pytest.raises(IssuanceError, match="at most 3"):
         issuer.issue(grant.offer_id, too_many)
     other_nonce = issuer.new_nonce()
@@ -176,11 +182,17 @@ def test_nonce_single_use_and_batch_rules(engine: sa.Engine) -> None:
     ok = [make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=nonce, iat=clock.s)]
     assert len(issuer.issue(grant.offer_id, ok)) == 1
     with pytest.raises(IssuanceError, match="already issued"):
-        issuer.issue(grant.offer_id, [make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=other_nonce, iat=clock.s)])
+        issuer.issue(
+            grant.offer_id,
+            [make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=other_nonce, iat=clock.s)],
+        )
     # the nonce was consumed by the successful request
     _, grant2, _ = _grant_and_nonce(issuer, clock)
     with pytest.raises(IssuanceError) as info:
-        issuer.issue(grant2.offer_id, [make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=nonce, iat=clock.s)])
+        issuer.issue(
+            grant2.offer_id,
+            [make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=nonce, iat=clock.s)],
+        )
     assert info.value.error == "invalid_nonce"
 
 
@@ -205,7 +217,8 @@ def test_revocation_reaches_the_status_list(engine: sa.Engine) -> None:
     issuer = make_issuer(engine, clock)
     _, grant, nonce = _grant_and_nonce(issuer, clock)
     creds = issuer.issue(
-        grant.offer_id, [make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=nonce, iat=clock.s) for _ in range(2)]
+        grant.offer_id,
+        [make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=nonce, iat=clock.s) for _ in range(2)],
     )
     batch = issuer.batch_of_offer(grant.offer_id)
     assert batch is not None

@@ -1,0 +1,262 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from identity import dcql, jose, sdjwt, status_list
+from identity import tables as t
+from identity.issuer import Issuer, make_proof
+from identity.verifier import EligibilityRules, TrustedIssuers, Verifier, VerifierConfig, VerifierError
+
+from .issuer_support import ISSUER_ID, RAW_CLAIMS, RESIDENT_VCT, FakeClock, make_issuer
+
+AGENCY = "transit-agency"
+CONFIG = VerifierConfig(
+    response_uri="https://city.example/identity/presentation-responses",
+    request_uri_base="https://city.example/identity/presentation-requests",
+)
+AUD = CONFIG.effective_client_id
+
+
+class World:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.clock = FakeClock()
+        self.issuer: Issuer = make_issuer(engine, self.clock)
+        self.trusted = TrustedIssuers(engine, clock=self.clock)
+        self.trusted.register(ISSUER_ID, self.issuer.public_jwk, [RESIDENT_VCT])
+        self.rules = EligibilityRules(engine, clock=self.clock)
+        checker = status_list.StatusChecker(
+            lambda uri: self.issuer.status_list_token(int(uri.rsplit("/", 1)[1])),
+            lambda uri: self.issuer.public_jwk,
+            clock=lambda: self.clock.s,
+            default_ttl_s=0,
+        )
+        self.checker = checker
+        self.verifier = Verifier(
+            engine, CONFIG, self.trusted, rules=self.rules, status_checker=checker, clock=self.clock
+        )
+        self.engine = engine
+
+    def credential(self, claims: dict[str, Any] = RAW_CLAIMS) -> tuple[sdjwt.HeldSDJWT, dict[str, Any], int]:
+        created = self.issuer.create_offer("resident", claims, subject_ref="c")
+        grant = self.issuer.redeem_pre_authorized_code(created.pre_authorized_code, created.tx_code)
+        holder = jose.generate_ed25519()
+        nonce = self.issuer.new_nonce()
+        (cred,) = self.issuer.issue(
+            grant.offer_id, [make_proof(holder, audience=ISSUER_ID, nonce=nonce, iat=self.clock.s)]
+        )
+        batch = self.issuer.batch_of_offer(grant.offer_id)
+        assert batch is not None
+        return sdjwt.parse(cred), holder, batch
+
+    def answer(
+        self, request_obj: dict[str, Any], held: sdjwt.HeldSDJWT, holder: dict[str, Any], **override: Any
+    ) -> dict[str, Any]:
+        query = dcql.parse_query(request_obj["dcql_query"])
+        sel = dcql.evaluate(
+            query, [dcql.HeldCredential("dc+sd-jwt", held.claims["vct"], held.claims, ref=held)]
+        )
+        assert sel.satisfied
+        out: dict[str, Any] = {}
+        for qid, matches in sel.matches.items():
+            out[qid] = [
+                sdjwt.present(
+                    held,
+                    disclose=m.paths,
+                    holder_key=holder,
+                    audience=override.get("aud", request_obj["client_id"]),
+                    nonce=override.get("nonce", request_obj["nonce"]),
+                    iat=self.clock.s,
+                )
+                for m in matches
+            ]
+        return out
+
+
+SENIOR = 'senior_fare = resident_of == "civitas" and age_over_65'
+
+
+def test_rule_request_end_to_end_stores_only_requested_claims(engine: sa.Engine) -> None:
+    w = World(engine)
+    w.rules.register(AGENCY, SENIOR, [RESIDENT_VCT])
+    held, holder, _ = w.credential()
+    req = w.verifier.create_request(AGENCY, rule_name="senior_fare")
+    obj = w.verifier.request_object(req)
+    assert obj["response_mode"] == "direct_post" and obj["client_id"] == AUD
+    assert len(jose.b64u_decode(obj["nonce"])) >= 16
+    decision = w.verifier.handle_response(
+        state=obj["state"], vp_token=json.dumps(w.answer(obj, held, holder))
+    )
+    assert decision.accepted and decision.eligible is True and decision.reason == "eligible"
+    assert decision.disclosed == {"eligibility": {"resident_of": "civitas", "age_over_65": True}}
+    assert decision.status_checked and decision.issuer_id == ISSUER_ID
+    stored = w.verifier.result(req.id, owner=AGENCY)
+    assert stored == decision
+    assert w.verifier.result(req.id, owner="someone-else") is None
+    # nothing identifying is stored anywhere on the verifier side
+    with engine.connect() as conn:
+        dump = json.dumps(
+            [dict(r) for r in conn.execute(sa.select(t.presentation_results)).mappings()], default=str
+        )
+    for secret in ("Ada", "Lovelace", "1950-12-10", "Main St", "10001"):
+        assert secret not in dump
+
+
+def test_not_eligible_is_a_verified_no(engine: sa.Engine) -> None:
+    w = World(engine)
+    w.rules.register(AGENCY, "adult_pass = resident_of == 'civitas' and age_over_18", [RESIDENT_VCT])
+    young = {**RAW_CLAIMS, "birthdate": "2015-01-01"}
+    held, holder, _ = w.credential(young)
+    req = w.verifier.create_request(AGENCY, rule_name="adult_pass")
+    obj = w.verifier.request_object(req)
+    token = w.answer(obj, held, holder)
+    # the wallet answers with the false predicate, never with the birthdate
+    assert "2015-01-01" not in json.dumps([sdjwt.parse(p).claims for p in token["eligibility"]])
+    d = w.verifier.handle_response(state=obj["state"], vp_token=token)
+    assert d.accepted and d.eligible is False and d.reason == "not_eligible"
+    assert d.disclosed == {"eligibility": {"resident_of": "civitas", "age_over_18": False}}
+
+
+def test_plain_dcql_request(engine: sa.Engine) -> None:
+    w = World(engine)
+    held, holder, _ = w.credential()
+    query = {
+        "credentials": [
+            {
+                "id": "res",
+                "format": "dc+sd-jwt",
+                "meta": {"vct_values": [RESIDENT_VCT]},
+                "claims": [{"path": ["address", "locality"]}],
+            }
+        ]
+    }
+    req = w.verifier.create_request(AGENCY, dcql_query=query)
+    obj = w.verifier.request_object(req)
+    d = w.verifier.handle_response(state=obj["state"], vp_token=w.answer(obj, held, holder))
+    assert d.accepted and d.eligible is None
+    assert d.disclosed == {"res": {"address": {"locality": "Civitas"}}}
+
+
+def _rejected(w: World, reason: str, vp_token: Any, state: str) -> None:
+    d = w.verifier.handle_response(state=state, vp_token=vp_token)
+    assert not d.accepted
+    assert d.reason == reason
+    assert d.disclosed == {}
+
+
+def _setup(engine: sa.Engine) -> tuple[World, Any, dict[str, Any], int, dict[str, Any]]:
+    w = World(engine)
+    w.rules.register(AGENCY, SENIOR, [RESIDENT_VCT])
+    held, holder, batch = w.credential()
+    req = w.verifier.create_request(AGENCY, rule_name="senior_fare")
+    return w, held, holder, batch, w.verifier.request_object(req)
+
+
+def test_replay_refused_and_first_result_kept(engine: sa.Engine) -> None:
+    w, held, holder, _, obj = _setup(engine)
+    token = w.answer(obj, held, holder)
+    first = w.verifier.handle_response(state=obj["state"], vp_token=token)
+    with pytest.raises(VerifierError, match="replay"):
+        w.verifier.handle_response(state=obj["state"], vp_token=token)
+    assert w.verifier.result(first.request_id) == first
+    # the same presentation against a fresh request fails: nonce mismatch
+    req2 = w.verifier.create_request(AGENCY, rule_name="senior_fare")
+    obj2 = w.verifier.request_object(req2)
+    _rejected(w, "nonce_mismatch", token, obj2["state"])
+
+
+def test_wrong_audience(engine: sa.Engine) -> None:
+    w, held, holder, _, obj = _setup(engine)
+    _rejected(w, "wrong_audience", w.answer(obj, held, holder, aud="https://evil.example"), obj["state"])
+
+
+def test_revoked_and_suspended(engine: sa.Engine) -> None:
+    w, held, holder, batch, obj = _setup(engine)
+    w.issuer.set_status(batch, status_list.SUSPENDED)
+    _rejected(w, "suspended", w.answer(obj, held, holder), obj["state"])
+    w.issuer.set_status(batch, status_list.INVALID)
+    w.clock.advance(301)  # the cached list (ttl 300 s) goes stale; the next check refetches
+    req = w.verifier.create_request(AGENCY, rule_name="senior_fare")
+    obj = w.verifier.request_object(req)
+    _rejected(w, "revoked", w.answer(obj, held, holder), obj["state"])
+
+
+def test_expired_credential_and_expired_request(engine: sa.Engine) -> None:
+    w, held, holder, _, obj = _setup(engine)
+    w.clock.advance(200)
+    req = w.verifier.create_request(AGENCY, rule_name="senior_fare")
+    fresh = w.verifier.request_object(req)
+    w.clock.advance(120)  # first request (300 s) is now expired, the second is not
+    _rejected(w, "expired_request", w.answer(obj, held, holder), obj["state"])
+    w.clock.advance(366 * 86_400)
+    req3 = w.verifier.create_request(AGENCY, rule_name="senior_fare")
+    obj3 = w.verifier.request_object(req3)
+    _rejected(w, "expired_credential", w.answer(obj3, held, holder), obj3["state"])
+    assert fresh["state"] != obj3["state"]
+
+
+def test_untrusted_issuer_and_disallowed_type(engine: sa.Engine) -> None:
+    w, held, holder, _, obj = _setup(engine)
+    w.trusted.revoke(ISSUER_ID)
+    _rejected(w, "untrusted_issuer", w.answer(obj, held, holder), obj["state"])
+    w.trusted.register(ISSUER_ID, w.issuer.public_jwk, ["https://city.example/credentials/library-card"])
+    req = w.verifier.create_request(AGENCY, rule_name="senior_fare")
+    obj = w.verifier.request_object(req)
+    _rejected(w, "vct_not_allowed_for_issuer", w.answer(obj, held, holder), obj["state"])
+
+
+def test_forged_issuer_key(engine: sa.Engine) -> None:
+    w, held, holder, _, obj = _setup(engine)
+    w.trusted.register(ISSUER_ID, jose.public_jwk(jose.generate_ed25519()), [RESIDENT_VCT])
+    _rejected(w, "bad_issuer_signature", w.answer(obj, held, holder), obj["state"])
+
+
+def test_insufficient_disclosure(engine: sa.Engine) -> None:
+    w, held, holder, _, obj = _setup(engine)
+    only_residence = sdjwt.present(
+        held, disclose=[("resident_of",)], holder_key=holder, audience=AUD, nonce=obj["nonce"], iat=w.clock.s
+    )
+    _rejected(w, "query_not_satisfied", {"eligibility": [only_residence]}, obj["state"])
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("not json", "malformed_vp_token"),
+        ({}, "malformed_vp_token"),
+        ({"other": ["x"]}, "unknown_credential_query_id"),
+        ({"eligibility": "x"}, "malformed_vp_token"),
+        ({"eligibility": ["a.b.c~", "a.b.c~"]}, "multiple_presentations_not_requested"),
+        ({"eligibility": ["garbage"]}, "malformed_presentation"),
+    ],
+)
+def test_malformed_tokens(engine: sa.Engine, token: Any, reason: str) -> None:
+    w, _, _, _, obj = _setup(engine)
+    _rejected(w, reason, token, obj["state"])
+
+
+def test_unknown_state_changes_nothing(engine: sa.Engine) -> None:
+    w, _, _, _, _ = _setup(engine)
+    with pytest.raises(VerifierError, match="unknown state"):
+        w.verifier.handle_response(state="nope", vp_token={})
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.presentation_results)).scalar() == 0
+
+
+def test_request_validation_and_rule_ownership(engine: sa.Engine) -> None:
+    w = World(engine)
+    with pytest.raises(VerifierError):
+        w.verifier.create_request(AGENCY)
+    with pytest.raises(VerifierError):
+        w.verifier.create_request(AGENCY, dcql_query={"credentials": []})
+    with pytest.raises(VerifierError, match="unknown eligibility rule"):
+        w.verifier.create_request(AGENCY, rule_name="nope")
+    w.rules.register(AGENCY, SENIOR, [RESIDENT_VCT])
+    with pytest.raises(VerifierError, match="another client"):
+        w.rules.register("other-agency", SENIOR, [RESIDENT_VCT])
+    assert [r["name"] for r in w.rules.list(AGENCY)] == ["senior_fare"]
+    with pytest.raises(VerifierError):
+        w.trusted.register(ISSUER_ID, jose.generate_ed25519(), [RESIDENT_VCT])
