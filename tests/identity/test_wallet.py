@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import json
+import stat
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from identity import jose, sdjwt
+from identity.issuer import PRE_AUTH_GRANT, IssuanceError, make_proof
+from identity.verifier import EligibilityRules, TrustedIssuers, Verifier, VerifierConfig, VerifierError
+from identity.wallet import Wallet, WalletError
+
+from .issuer_support import ISSUER_ID, RAW_CLAIMS, RESIDENT_VCT, FakeClock, make_issuer
+
+SENIOR = 'senior_fare = resident_of == "civitas" and age_over_65'
+
+
+def _wallet(tmp_path: Path, http: httpx.Client | None = None, clock: FakeClock | None = None) -> Wallet:
+    tick = None if clock is None else (lambda: clock.s)
+    return Wallet.create(tmp_path / "wallet.json", "correct horse", kdf_profile="test", http=http, clock=tick)
+
+
+def _issue_into(wallet: Wallet, engine: sa.Engine, clock: FakeClock, n: int = 3) -> Any:
+    issuer = make_issuer(engine, clock)
+    created = issuer.create_offer("resident", RAW_CLAIMS, subject_ref="c")
+    grant = issuer.redeem_pre_authorized_code(created.pre_authorized_code, created.tx_code)
+    keys = wallet.new_holder_keys(n)
+    nonce = issuer.new_nonce()
+    creds = issuer.issue(
+        grant.offer_id, [make_proof(k, audience=ISSUER_ID, nonce=nonce, iat=clock.s) for k in keys]
+    )
+    return issuer, wallet.add_sd_jwt_batch(creds, keys, issuer_jwk=issuer.public_jwk)
+
+
+def test_encrypted_at_rest_and_reopen(tmp_path: Path, engine: sa.Engine) -> None:
+    wallet = _wallet(tmp_path)
+    _, stored = _issue_into(wallet, engine, FakeClock())
+    raw = (tmp_path / "wallet.json").read_text()
+    for secret in ("Lovelace", "1950-12-10", '"d"', stored.copies[0].credential[:40]):
+        assert secret not in raw
+    assert stat.S_IMODE((tmp_path / "wallet.json").stat().st_mode) == 0o600
+    again = Wallet.open(tmp_path / "wallet.json", "correct horse")
+    assert [c.id for c in again.credentials()] == [stored.id]
+    assert again.get(stored.id).claims["family_name"] == "Lovelace"
+    with pytest.raises(WalletError, match="wrong passphrase"):
+        Wallet.open(tmp_path / "wallet.json", "wrong horse")
+    with pytest.raises(WalletError, match="exists"):
+        _wallet(tmp_path)
+
+
+def test_tampered_file_rejected(tmp_path: Path) -> None:
+    _wallet(tmp_path)
+    env = json.loads((tmp_path / "wallet.json").read_text())
+    box = bytearray(__import__("base64").b64decode(env["box"]))
+    box[-1] ^= 1
+    env["box"] = __import__("base64").b64encode(bytes(box)).decode()
+    (tmp_path / "wallet.json").write_text(json.dumps(env))
+    with pytest.raises(WalletError):
+        Wallet.open(tmp_path / "wallet.json", "correct horse")
+
+
+def _verifier(engine: sa.Engine, clock: FakeClock, issuer: Any) -> Verifier:
+    trusted = TrustedIssuers(engine, clock=clock)
+    trusted.register(ISSUER_ID, issuer.public_jwk, [RESIDENT_VCT])
+    rules = EligibilityRules(engine, clock=clock)
+    rules.register("agency", SENIOR, [RESIDENT_VCT])
+    config = VerifierConfig(response_uri="https://city.example/r", request_uri_base="https://city.example/q")
+    from identity import status_list
+
+    checker = status_list.StatusChecker(
+        lambda uri: issuer.status_list_token(int(uri.rsplit("/", 1)[1])),
+        lambda uri: issuer.public_jwk,
+        clock=lambda: clock.s,
+    )
+    return Verifier(engine, config, trusted, rules=rules, status_checker=checker, clock=clock)
+
+
+def test_preview_then_present_single_use_copies(tmp_path: Path, engine: sa.Engine) -> None:
+    clock = FakeClock()
+    wallet = _wallet(tmp_path)
+    issuer, stored = _issue_into(wallet, engine, clock, n=2)
+    verifier = _verifier(engine, clock, issuer)
+    presented: list[str] = []
+    for _ in range(2):
+        req = verifier.create_request("agency", rule_name="senior_fare")
+        obj = verifier.request_object(req)
+        (item,) = wallet.preview(obj)
+        assert item.disclosed == {"resident_of": "civitas", "age_over_65": True}
+        vp = wallet.present(obj, now=clock.s)
+        presented.append(vp["eligibility"][0])
+        d = verifier.handle_response(state=obj["state"], vp_token=vp)
+        assert d.accepted and d.eligible
+    # two presentations share no issuer signature, holder key or status slot
+    a, b = (sdjwt.parse(p) for p in presented)
+    assert a.jwt != b.jwt
+    assert a.payload["cnf"] != b.payload["cnf"] and a.payload["status"] != b.payload["status"]
+    assert (set(a.serialized.split("~")) - {""}).isdisjoint(b.serialized.split("~"))
+    assert Wallet.open(tmp_path / "wallet.json", "correct horse").get(stored.id).unused == 0
+    req = verifier.create_request("agency", rule_name="senior_fare")
+    obj = verifier.request_object(req)
+    assert wallet.preview(obj) == []
+    with pytest.raises(WalletError, match="satisfies"):
+        wallet.present(obj)
+    assert wallet.present(obj, allow_reuse=True)["eligibility"]
+
+
+def test_batch_must_match_wallet_keys(tmp_path: Path, engine: sa.Engine) -> None:
+    clock = FakeClock()
+    wallet = _wallet(tmp_path)
+    issuer = make_issuer(engine, clock)
+    created = issuer.create_offer("resident", RAW_CLAIMS, subject_ref="c")
+    grant = issuer.redeem_pre_authorized_code(created.pre_authorized_code, created.tx_code)
+    stranger = jose.generate_ed25519()
+    (cred,) = issuer.issue(
+        grant.offer_id, [make_proof(stranger, audience=ISSUER_ID, nonce=issuer.new_nonce(), iat=clock.s)]
+    )
+    with pytest.raises(WalletError, match="did not create"):
+        wallet.add_sd_jwt_batch([cred], wallet.new_holder_keys(1))
+    with pytest.raises(WalletError, match="rejected"):
+        wallet.add_sd_jwt_batch([cred], [stranger], issuer_jwk=jose.public_jwk(jose.generate_ed25519()))
+
+
+class FakeCity:
+    """An httpx transport that routes wallet calls onto the library cores (no web framework)."""
+
+    def __init__(self, engine: sa.Engine, clock: FakeClock) -> None:
+        self.issuer = make_issuer(engine, clock)
+        self.verifier = _verifier(engine, clock, self.issuer)
+        self.clock = clock
+        self.tokens: dict[str, int] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        form = (
+            {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+            if request.method == "POST"
+            else {}
+        )
+        try:
+            if path == "/.well-known/openid-credential-issuer":
+                return httpx.Response(200, json=self.issuer.metadata())
+            if path == "/.well-known/jwt-vc-issuer":
+                return httpx.Response(
+                    200, json={"issuer": ISSUER_ID, "jwks": {"keys": [self.issuer.public_jwk]}}
+                )
+            if path == "/oauth/token":
+                grant = self.issuer.redeem_pre_authorized_code(
+                    form["pre-authorized_code"], form.get("tx_code")
+                )
+                token = uuid.uuid4().hex
+                self.tokens[token] = grant.offer_id
+                return httpx.Response(
+                    200, json={"access_token": token, "token_type": "Bearer", "expires_in": 600}
+                )
+            if path == "/identity/nonce":
+                return httpx.Response(200, json={"c_nonce": self.issuer.new_nonce()})
+            if path == "/identity/credential":
+                offer_id = self.tokens[request.headers["authorization"].removeprefix("Bearer ")]
+                body = json.loads(request.content)
+                creds = self.issuer.issue(offer_id, body["proofs"]["jwt"])
+                return httpx.Response(200, json={"credentials": [{"credential": c} for c in creds]})
+            if path.startswith("/q/"):
+                req = self.verifier.get_request(int(path.rsplit("/", 1)[1], 16))
+                assert req is not None
+                return httpx.Response(200, json=self.verifier.request_object(req))
+            if path == "/r":
+                self.verifier.handle_response(state=form["state"], vp_token=form["vp_token"])
+                return httpx.Response(200, json={})
+        except IssuanceError as exc:
+            return httpx.Response(exc.status, json={"error": exc.error, "error_description": exc.description})
+        except VerifierError as exc:
+            return httpx.Response(exc.status, json={"error": exc.code})
+        return httpx.Response(404, json={"error": "not_found"})
+
+
+def test_http_receive_and_respond(tmp_path: Path, engine: sa.Engine) -> None:
+    clock = FakeClock()
+    city = FakeCity(engine, clock)
+    http = httpx.Client(transport=httpx.MockTransport(city), base_url=ISSUER_ID)
+    wallet = _wallet(tmp_path, http, clock)
+    created = city.issuer.create_offer("resident", RAW_CLAIMS, subject_ref="c")
+    assert created.offer["grants"][PRE_AUTH_GRANT]
+    with pytest.raises(WalletError, match="token request failed: invalid_grant"):
+        wallet.receive(created.offer, tx_code="wrong!")
+    stored = wallet.receive(json.dumps(created.offer), tx_code=created.tx_code, batch_size=4)
+    assert stored.unused == 4 and stored.vct == RESIDENT_VCT
+    req = city.verifier.create_request("agency", rule_name="senior_fare")
+    obj = wallet.fetch_request(city.verifier.request_uri(req))
+    assert wallet.respond(obj) == {}
+    decision = city.verifier.result(req.id, owner="agency")
+    assert decision is not None and decision.accepted and decision.eligible
+    assert wallet.get(stored.id).unused == 3
