@@ -21,14 +21,17 @@ OPS = ("sign", "verify", "proof_gen", "proof_verify")
 PEER_OPS = {"sign": "sign", "verify": "verify", "proof_gen": "create_proof", "proof_verify": "verify_proof"}
 
 
-def _median_ms(fn: Callable[[], object], reps: int) -> float:
-    fn()  # warm-up (generator cache, key cache)
-    samples = []
+def _measure(fns: list[Callable[[], object]], reps: int) -> list[list[float]]:
+    """Run the callables round-robin (so they see the same machine load); ms samples for each."""
+    for fn in fns:
+        fn()  # warm-up (generator cache, key cache)
+    samples: list[list[float]] = [[] for _ in fns]
     for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(samples)
+        for fn, out in zip(fns, samples, strict=True):
+            start = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - start) * 1000.0)
+    return samples
 
 
 def _messages(n: int) -> list[bytes]:
@@ -39,7 +42,7 @@ def _disclosed(n: int) -> list[int]:
     return list(range(0, n, 3))[: max(1, n // 3)]
 
 
-def bench_ours(backend: str, n: int, reps: int) -> dict[str, float]:
+def ours(backend: str, n: int) -> dict[str, Callable[[], object]]:
     from identity import bbs
 
     suite = bbs.suite_for("BLS12_381_SHA_256", backend)
@@ -57,16 +60,14 @@ def bench_ours(backend: str, n: int, reps: int) -> dict[str, float]:
     ):
         raise RuntimeError("self-check failed")
     return {
-        "sign": _median_ms(lambda: suite.sign(sk, pk, header, messages), reps),
-        "verify": _median_ms(lambda: suite.verify(pk, sig, header, messages), reps),
-        "proof_gen": _median_ms(lambda: suite.proof_gen(pk, sig, header, ph, messages, indexes), reps),
-        "proof_verify": _median_ms(
-            lambda: suite.proof_verify(pk, proof, header, ph, disclosed, indexes), reps
-        ),
+        "sign": lambda: suite.sign(sk, pk, header, messages),
+        "verify": lambda: suite.verify(pk, sig, header, messages),
+        "proof_gen": lambda: suite.proof_gen(pk, sig, header, ph, messages, indexes),
+        "proof_verify": lambda: suite.proof_verify(pk, proof, header, ph, disclosed, indexes),
     }
 
 
-def bench_peer(n: int, reps: int) -> dict[str, float] | None:
+def peer(n: int) -> dict[str, Callable[[], object]] | None:
     try:
         from ursa_bbs_signatures import api
         from ursa_bbs_signatures.models.CreateProofRequest import CreateProofRequest
@@ -95,22 +96,21 @@ def bench_peer(n: int, reps: int) -> dict[str, float] | None:
     if not api.verify_proof(VerifyProofRequest(bbs_key, proof, disclosed, nonce)):
         raise RuntimeError("peer self-check failed")
     return {
-        "sign": _median_ms(lambda: api.sign(SignRequest(key_pair, messages)), reps),
-        "verify": _median_ms(lambda: api.verify(VerifyRequest(public_only, sig, messages)), reps),
-        "proof_gen": _median_ms(
-            lambda: api.create_proof(CreateProofRequest(bbs_key, proof_messages, sig, nonce)), reps
-        ),
-        "proof_verify": _median_ms(
-            lambda: api.verify_proof(VerifyProofRequest(bbs_key, proof, disclosed, nonce)), reps
-        ),
+        "sign": lambda: api.sign(SignRequest(key_pair, messages)),
+        "verify": lambda: api.verify(VerifyRequest(public_only, sig, messages)),
+        "proof_gen": lambda: api.create_proof(CreateProofRequest(bbs_key, proof_messages, sig, nonce)),
+        "proof_verify": lambda: api.verify_proof(VerifyProofRequest(bbs_key, proof, disclosed, nonce)),
     }
 
 
-def _print_table(rows: list[tuple[str, int, str, float, float | None]]) -> None:
-    header = ("implementation", "msgs", "operation", "median ms", "ours/peer")
+Row = tuple[str, int, str, float, float, float | None]
+
+
+def _print_table(rows: list[Row]) -> None:
+    header = ("implementation", "msgs", "operation", "median ms", "min ms", "ours/peer")
     lines = [header] + [
-        (impl, str(n), op, f"{ms:.3f}", "" if ratio is None else f"{ratio:.2f}")
-        for impl, n, op, ms, ratio in rows
+        (impl, str(n), op, f"{med:.3f}", f"{low:.3f}", "" if ratio is None else f"{ratio:.2f}")
+        for impl, n, op, med, low, ratio in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for k, line in enumerate(lines):
@@ -132,46 +132,61 @@ def main(argv: list[str]) -> int:
     from identity.bbs import available_backends
 
     reps = args.reps or (5 if args.quick else 41)
-    slow_reps = 1 if args.quick else 3
+    slow_reps = 1 if args.quick else 5
     sizes = (10, 100)
-    results: dict[tuple[str, int], dict[str, float]] = {}
     backends = available_backends()
-    for backend in backends:
-        for n in sizes:
-            if backend == "py_ecc" and args.quick and n > 10:
-                continue
-            results[(backend, n)] = bench_ours(backend, n, slow_reps if backend == "py_ecc" else reps)
-    peer: dict[int, dict[str, float]] = {}
+    fast = "arkworks" if "arkworks" in backends else backends[0]
+    med: dict[tuple[str, int, str], float] = {}
+    low: dict[tuple[str, int, str], float] = {}
     for n in sizes:
-        measured = bench_peer(n, reps)
-        if measured is not None:
-            peer[n] = measured
+        ours_fns = ours(fast, n)
+        peer_fns = peer(n)
+        for op in OPS:
+            fns = [ours_fns[op]] + ([peer_fns[op]] if peer_fns else [])
+            for name, samples in zip([fast, "peer"], _measure(fns, reps), strict=False):
+                med[(name, n, op)] = statistics.median(samples)
+                low[(name, n, op)] = min(samples)
+    for backend in backends:
+        if backend == fast:
+            continue
+        for n in sizes:
+            if args.quick and n > 10:
+                continue
+            fns_by_op = ours(backend, n)
+            for op in OPS:
+                (samples,) = _measure([fns_by_op[op]], slow_reps)
+                med[(backend, n, op)] = statistics.median(samples)
+                low[(backend, n, op)] = min(samples)
 
-    rows: list[tuple[str, int, str, float, float | None]] = []
-    for (backend, n), figures in results.items():
-        for op in OPS:
-            ratio = figures[op] / peer[n][op] if n in peer else None
-            rows.append((f"civitas/{backend}", n, op, figures[op], ratio))
-    for n, figures in peer.items():
-        for op in OPS:
-            rows.append((f"ursa-bbs-signatures ({PEER_OPS[op]})", n, op, figures[op], None))
-    print("BBS BLS12-381-SHA-256, a third of the messages disclosed; median wall-clock ms")
+    rows: list[Row] = []
+    for name in [fast, *[b for b in backends if b != fast], "peer"]:
+        for n in sizes:
+            for op in OPS:
+                key = (name, n, op)
+                if key not in med:
+                    continue
+                peer_key = ("peer", n, op)
+                ratio = med[key] / med[peer_key] if name != "peer" and peer_key in med else None
+                label = f"ursa-bbs-signatures ({PEER_OPS[op]})" if name == "peer" else f"civitas/{name}"
+                rows.append((label, n, op, med[key], low[key], ratio))
+    print(
+        "BBS BLS12-381-SHA-256, a third of the messages disclosed; wall-clock ms (ours and peer interleaved)"
+    )
     _print_table(rows)
 
-    fast = "arkworks" if "arkworks" in backends else backends[0]
     headline: dict[str, Any] = {"area": "bbs", "backend": fast}
-    ours10 = results[(fast, 10)]
     for op in OPS:
-        headline[f"{op}_ms"] = round(ours10[op], 4)
-    if 10 in peer:
-        headline["peer_proof_verify_ms"] = round(peer[10]["proof_verify"], 4)
-        headline["peer_ratio"] = round(ours10["proof_verify"] / peer[10]["proof_verify"], 4)
-        headline["peer_ratio_sign"] = round(ours10["sign"] / peer[10]["sign"], 4)
-    if (fast, 100) in results:
-        headline["proof_verify_100_ms"] = round(results[(fast, 100)]["proof_verify"], 4)
-    if ("py_ecc", 10) in results:
-        headline["py_ecc_proof_verify_ms"] = round(results[("py_ecc", 10)]["proof_verify"], 2)
-        headline["py_ecc_sign_ms"] = round(results[("py_ecc", 10)]["sign"], 2)
+        headline[f"{op}_ms"] = round(med[(fast, 10, op)], 4)
+    headline["proof_verify_min_ms"] = round(low[(fast, 10, "proof_verify")], 4)
+    headline["sign_min_ms"] = round(low[(fast, 10, "sign")], 4)
+    if ("peer", 10, "proof_verify") in med:
+        headline["peer_proof_verify_ms"] = round(med[("peer", 10, "proof_verify")], 4)
+        headline["peer_ratio"] = round(med[(fast, 10, "proof_verify")] / med[("peer", 10, "proof_verify")], 4)
+        headline["peer_ratio_sign"] = round(med[(fast, 10, "sign")] / med[("peer", 10, "sign")], 4)
+    headline["proof_verify_100_ms"] = round(med[(fast, 100, "proof_verify")], 4)
+    if ("py_ecc", 10, "proof_verify") in med:
+        headline["py_ecc_proof_verify_ms"] = round(med[("py_ecc", 10, "proof_verify")], 2)
+        headline["py_ecc_sign_ms"] = round(med[("py_ecc", 10, "sign")], 2)
     print(json.dumps(headline))
     return 0
 

@@ -28,6 +28,7 @@ Fp12 = tuple[Fp6, Fp6]
 Jac = tuple[int, int, int]
 
 INF: Jac = (1, 1, 0)
+_X_BITS = bin(X_ABS)[3:]
 
 # ------------------------------------------------------------------------------------- G1 --
 
@@ -80,9 +81,48 @@ def g1_neg(p: Jac) -> Jac:
     return p[0], (-p[1]) % P, p[2]
 
 
+def g1_add_affine(p: Jac, q: tuple[int, int]) -> Jac:
+    """p + q for an affine, non-identity q (mixed addition)."""
+    X1, Y1, Z1 = p
+    x2, y2 = q
+    if Z1 == 0:
+        return x2, y2, 1
+    Z1Z1 = Z1 * Z1 % P
+    H = (x2 * Z1Z1 - X1) % P
+    rr = 2 * (y2 * Z1 * Z1Z1 - Y1) % P
+    if H == 0:
+        if rr == 0:
+            return g1_double(p)
+        return INF
+    HH = H * H % P
+    I = 4 * HH % P  # noqa: E741
+    J = H * I % P
+    V = X1 * I % P
+    X3 = (rr * rr - J - 2 * V) % P
+    Y3 = (rr * (V - X3) - 2 * Y1 * J) % P
+    t = Z1 + H
+    return X3, Y3, (t * t - Z1Z1 - HH) % P
+
+
+def _to_affine_batch(points: Sequence[Jac]) -> list[tuple[int, int]]:
+    """Normalize non-identity Jacobian points with one field inversion (Montgomery's trick)."""
+    prefix = [1]
+    for _, _, z in points:
+        prefix.append(prefix[-1] * z % P)
+    inv = pow(prefix[-1], -1, P)
+    out: list[tuple[int, int]] = [(0, 0)] * len(points)
+    for i in range(len(points) - 1, -1, -1):
+        x, y, z = points[i]
+        zi = inv * prefix[i] % P
+        inv = inv * z % P
+        zi2 = zi * zi % P
+        out[i] = (x * zi2 % P, y * zi2 * zi % P)
+    return out
+
+
 def g1_msm(points: Sequence[Jac], scalars: Sequence[int]) -> Jac:
-    """sum(scalars[i] * points[i]) with 4-bit windows and shared doublings."""
-    tables: list[list[Jac]] = []
+    """sum(scalars[i] * points[i]): 4-bit windows, shared doublings, affine tables, mixed adds."""
+    jac_tables: list[Jac] = []
     ks: list[int] = []
     acc = INF
     for pt, k in zip(points, scalars, strict=True):
@@ -92,13 +132,18 @@ def g1_msm(points: Sequence[Jac], scalars: Sequence[int]) -> Jac:
         if k == 1:
             acc = g1_add(acc, pt)
             continue
-        table = [INF, pt, g1_double(pt)]
+        entries = [pt, g1_double(pt)]
         for _ in range(13):
-            table.append(g1_add(table[-1], pt))
-        tables.append(table)
+            entries.append(g1_add(entries[-1], pt))
+        if any(e[2] == 0 for e in entries):  # a point of small order: no affine table
+            acc = g1_add(acc, _mul_plain(pt, k))
+            continue
+        jac_tables.extend(entries)
         ks.append(k)
-    if not tables:
+    if not ks:
         return acc
+    flat = _to_affine_batch(jac_tables)
+    tables = [[(0, 0), *flat[15 * i : 15 * (i + 1)]] for i in range(len(ks))]
     top = max(k.bit_length() for k in ks)
     result = INF
     for shift in range((top - 1) // 4 * 4, -1, -4):
@@ -107,30 +152,36 @@ def g1_msm(points: Sequence[Jac], scalars: Sequence[int]) -> Jac:
         for table, k in zip(tables, ks, strict=True):
             d = (k >> shift) & 15
             if d:
-                result = g1_add(result, table[d])
+                result = g1_add_affine(result, table[d])
     return g1_add(result, acc)
 
 
+def _mul_plain(p: Jac, k: int) -> Jac:
+    result = INF
+    for bit in bin(k)[2:]:
+        result = g1_double(result)
+        if bit == "1":
+            result = g1_add(result, p)
+    return result
+
+
+def _mul_abs_x(p: Jac) -> Jac:
+    """[|x|]P by double-and-add (|x| has Hamming weight 6)."""
+    result = p
+    for bit in _X_BITS:
+        result = g1_double(result)
+        if bit == "1":
+            result = g1_add(result, p)
+    return result
+
+
 def g1_in_subgroup(p: Jac) -> bool:
-    """[r]P == O (r is the prime order of G1)."""
+    """[r]P == O, using r = x^4 - x^2 + 1: [r]P = [x^2]([x^2]P - P) + P."""
     if p[2] == 0:
         return True
-    return _mul_raw(p, CURVE_ORDER)[2] == 0
-
-
-def _mul_raw(p: Jac, k: int) -> Jac:
-    """k * p without reducing k modulo r (needed for the subgroup check)."""
-    table = [INF, p]
-    for _ in range(14):
-        table.append(g1_add(table[-1], p))
-    result = INF
-    for shift in range((k.bit_length() - 1) // 4 * 4, -1, -4):
-        if result[2]:
-            result = g1_double(g1_double(g1_double(g1_double(result))))
-        d = (k >> shift) & 15
-        if d:
-            result = g1_add(result, table[d])
-    return result
+    x2p = _mul_abs_x(_mul_abs_x(p))
+    r_p = g1_add(_mul_abs_x(_mul_abs_x(g1_add(x2p, g1_neg(p)))), p)
+    return r_p[2] == 0
 
 
 # ---------------------------------------------------------------------------------- fields --
@@ -270,17 +321,66 @@ def f12_frob(a: Fp12) -> Fp12:
     )
 
 
+def _f6_mul_by_01(a: Fp6, b0: Fp2, b1: Fp2) -> Fp6:
+    """a * (b0 + b1 v)."""
+    x0, x1, x2 = a
+    return (
+        f2_add(f2_mul(x0, b0), f2_mul_xi(f2_mul(x2, b1))),
+        f2_add(f2_mul(x0, b1), f2_mul(x1, b0)),
+        f2_add(f2_mul(x1, b1), f2_mul(x2, b0)),
+    )
+
+
+def _f6_mul_by_fp_v(a: Fp6, c: int) -> Fp6:
+    """a * (c v) for c in Fp."""
+    (x00, x01), (x10, x11), (x20, x21) = a
+    return f2_mul_xi((x20 * c % P, x21 * c % P)), (x00 * c % P, x01 * c % P), (x10 * c % P, x11 * c % P)
+
+
 def _mul_by_line(f: Fp12, mu: Fp2, lam_xp: Fp2, yp: int) -> Fp12:
     """f * (mu + lam_xp v + yp v w), i.e. f times a sparse line value."""
-    line: Fp12 = ((mu, lam_xp, (0, 0)), ((0, 0), (yp, 0), (0, 0)))
-    return f12_mul(f, line)
+    a0, a1 = f
+    return (
+        f6_add(_f6_mul_by_01(a0, mu, lam_xp), f6_mul_v(_f6_mul_by_fp_v(a1, yp))),
+        f6_add(_f6_mul_by_fp_v(a0, yp), _f6_mul_by_01(a1, mu, lam_xp)),
+    )
+
+
+def _fp4_square(a: Fp2, b: Fp2) -> tuple[Fp2, Fp2]:
+    t0 = f2_sqr(a)
+    t1 = f2_sqr(b)
+    c0 = f2_add(f2_mul_xi(t1), t0)
+    c1 = f2_sub(f2_sub(f2_sqr(f2_add(a, b)), t0), t1)
+    return c0, c1
+
+
+def f12_cyclotomic_sqr(f: Fp12) -> Fp12:
+    """Squaring in the cyclotomic subgroup (Granger-Scott), for elements after the easy part."""
+    (z0, z4, z3), (z2, z1, z5) = f
+    t0, t1 = _fp4_square(z0, z1)
+    z0 = f2_sub(t0, z0)
+    z0 = f2_add(f2_add(z0, z0), t0)
+    z1 = f2_add(t1, z1)
+    z1 = f2_add(f2_add(z1, z1), t1)
+    t0, t1 = _fp4_square(z2, z3)
+    t2, t3 = _fp4_square(z4, z5)
+    z4 = f2_sub(t0, z4)
+    z4 = f2_add(f2_add(z4, z4), t0)
+    z5 = f2_add(t1, z5)
+    z5 = f2_add(f2_add(z5, z5), t1)
+    t0 = f2_mul_xi(t3)
+    z2 = f2_add(t0, z2)
+    z2 = f2_add(f2_add(z2, z2), t0)
+    z3 = f2_sub(t2, z3)
+    z3 = f2_add(f2_add(z3, z3), t2)
+    return (z0, z4, z3), (z2, z1, z5)
 
 
 def _cyclotomic_exp_x(a: Fp12) -> Fp12:
     """a^x for the (negative) BLS parameter x, a in the cyclotomic subgroup."""
     result = a
     for bit in bin(X_ABS)[3:]:
-        result = f12_sqr(result)
+        result = f12_cyclotomic_sqr(result)
         if bit == "1":
             result = f12_mul(result, a)
     return f12_conj(result)
