@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,11 +19,33 @@ from .backend import G1, G2, Backend
 from .hashing import ExpandMessage, expand_message_xmd
 from .params import CURVE_ORDER, OCTET_G2_POINT_LENGTH, OCTET_POINT_LENGTH
 
-PARALLEL_MSM_MIN_POINTS = 64  # below this, splitting costs more CPU than it saves wall time
+PARALLEL_MSM_MIN_POINTS = 64  # split above this size whenever the pool is enabled
+PARALLEL_MSM_MIN_POINTS_IDLE = 8  # split above this size when another core is idle
+_LOAD_TTL_S = 1.0
 
 
 def _scalar(k: int) -> Scalar:
     return Scalar.from_be_bytes_mod_order((k % CURVE_ORDER).to_bytes(32, "big"))
+
+
+class _IdleCores:
+    """Whether the host has a spare core, from the 1-minute load average (re-read at most once a second)."""
+
+    def __init__(self, cpus: int) -> None:
+        self._cpus = cpus
+        self._checked_at = -_LOAD_TTL_S
+        self._spare = False
+
+    def spare(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at >= _LOAD_TTL_S:
+            try:
+                load = os.getloadavg()[0]
+            except OSError:
+                load = 0.0
+            self._spare = load < self._cpus - 0.5  # the caller itself accounts for about 1
+            self._checked_at = now
+        return self._spare
 
 
 class _Pool:
@@ -51,6 +74,7 @@ class ArkworksBackend(Backend):
         cpus = os.cpu_count() or 1
         self.parallel = cpus > 1 if parallel is None else parallel
         self._pool = _Pool(max(2, min(cpus, 8)))
+        self._idle = _IdleCores(cpus)
         self._g1 = G1Point()
         self._g2 = G2Point()
         self._g1_id = G1Point.identity()
@@ -82,7 +106,9 @@ class ArkworksBackend(Backend):
         pts = list(points)
         scs = [_scalar(k) for k in scalars]
         n = len(pts)
-        if self.parallel and n >= PARALLEL_MSM_MIN_POINTS:
+        if self.parallel and (
+            n >= PARALLEL_MSM_MIN_POINTS or (n >= PARALLEL_MSM_MIN_POINTS_IDLE and self._idle.spare())
+        ):
             half = n // 2
             upper = self._pool.get().submit(G1Point.multiexp_unchecked, pts[half:], scs[half:])
             return G1Point.multiexp_unchecked(pts[:half], scs[:half]) + upper.result()

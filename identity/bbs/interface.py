@@ -159,7 +159,7 @@ class BBSCiphersuite(Ciphersuite):
             scalars = self.messages_to_scalars(msgs, self.api_id)
             generators = self.create_generators(len(msgs) + 1, self.api_id)
             return self.core_verify(pk, signature, generators, header, scalars, self.api_id)
-        except (ValueError, TypeError, OverflowError):
+        except Exception:  # fail closed: malformed input of any kind never verifies
             return False
 
     # ----------------------------------------------------------------------------- proofs --
@@ -236,7 +236,7 @@ class BBSCiphersuite(Ciphersuite):
             scalars = self.messages_to_scalars(msgs, self.api_id)
             generators = self.create_generators(total + 1, self.api_id)
             return self.core_proof_verify(pk, proof, generators, header, ph, scalars, indexes, self.api_id)
-        except (ValueError, TypeError, OverflowError):
+        except Exception:  # fail closed: malformed input of any kind never verifies
             return False
 
 

@@ -144,3 +144,19 @@ def test_default_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_backend_name() in BACKENDS
     with pytest.raises(ValueError, match="unknown BBS ciphersuite"):
         bbs.suite_for("BLS12_381_MD5")
+
+
+@pytest.mark.skipif("arkworks" not in BACKENDS, reason="needs the arkworks backend")
+def test_parallel_msm_and_async_pairing_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity.bbs import _arkworks
+
+    be = _arkworks.ArkworksBackend(parallel=True)
+    monkeypatch.setattr(_arkworks, "PARALLEL_MSM_MIN_POINTS", 2)
+    g = be.g1_generator()
+    points = [be.g1_mul(g, 5 + i) for i in range(9)]
+    scalars = [int.from_bytes(hashlib.sha256(bytes([i, 1])).digest(), "big") for i in range(9)]
+    serial = _arkworks.ArkworksBackend(parallel=False)
+    assert be.g1_eq(be.g1_msm(points, scalars), serial.g1_msm(points, scalars))
+    h = be.g2_generator()
+    assert be.pairing_product_is_one_async([(be.g1_mul(g, 3), h), (be.g1_mul(g, R - 3), h)])() is True
+    assert be.pairing_product_is_one_async([(be.g1_mul(g, 3), h), (g, h)])() is False
