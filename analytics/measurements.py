@@ -43,7 +43,10 @@ __all__ = [
     "MAX_DISTRICTS",
     "Estimate",
     "Measured",
+    "bounded_rows",
+    "bounding_steps",
     "epsilon_of_rho",
+    "group_columns",
     "measure",
 ]
 
@@ -187,26 +190,54 @@ def _aggregations(query: Query) -> list[pl.Expr]:
     return out
 
 
-def _plan(context: dp.Context, query: Query, keys: pl.DataFrame | None) -> Any:
-    plan = context.query().filter((pl.col("ts_ns") >= query.start_ns) & (pl.col("ts_ns") < query.end_ns))
-    by = list(query.group_by)
+def group_columns(query: Query) -> list[str]:
+    return [*query.group_by, *(["bin"] if query.metric == "histogram" else [])]
+
+
+def bounding_steps(query: Query) -> list[tuple[str, pl.Expr]]:
+    """The public row filters and contribution bounds, as (LazyFrame method, expression) steps.
+
+    The OpenDP plan applies exactly these steps; `bounded_rows` applies them without noise so
+    tests can compare releases with the exact bounded values.
+    """
+    steps: list[tuple[str, pl.Expr]] = [
+        ("filter", (pl.col("ts_ns") >= query.start_ns) & (pl.col("ts_ns") < query.end_ns))
+    ]
+    by = group_columns(query)
     if query.metric == "histogram":
         lo, hi = query.bounds.value_min, query.bounds.value_max
-        inner = list(query.bins[1:-1])
-        plan = plan.with_columns(
-            pl.col("value")
-            .clip(lo, hi)
-            .cut(inner, labels=_bin_labels(query), left_closed=True)
-            .cast(pl.String)
-            .alias("bin")
+        steps.append(
+            (
+                "with_columns",
+                pl.col("value")
+                .clip(lo, hi)
+                .cut(list(query.bins[1:-1]), labels=_bin_labels(query), left_closed=True)
+                .cast(pl.String)
+                .alias("bin"),
+            )
         )
-        by.append("bin")
     # A uniformly random sample of each unit's rows in each cell (no time-of-day bias).
-    plan = plan.filter(pl.int_range(pl.len()).shuffle().over("unit", *by) < query.bounds.rows_per_cell)
+    steps.append(("filter", pl.int_range(pl.len()).shuffle().over("unit", *by) < query.bounds.rows_per_cell))
     if by:
         # OpenDP accounts `rank < k` as k groups while it keeps k - 1: keep cells_per_unit
-        # cells and let OpenDP calibrate (conservatively) for one more.
-        plan = plan.filter(pl.struct(*by).rank("dense").over("unit") < query.bounds.cells_per_unit + 1)
+        # cells (lowest keys first) and let OpenDP calibrate, conservatively, for one more.
+        steps.append(("filter", pl.struct(*by).rank("dense").over("unit") < query.bounds.cells_per_unit + 1))
+    return steps
+
+
+def bounded_rows(frame: pl.LazyFrame, query: Query) -> pl.LazyFrame:
+    """The rows a query aggregates after its contribution bounds (exact, no noise; for audits/tests)."""
+    for method, expr in bounding_steps(query):
+        frame = frame.filter(expr) if method == "filter" else frame.with_columns(expr)
+    return frame
+
+
+def _plan(context: dp.Context, query: Query, keys: pl.DataFrame | None) -> Any:
+    plan = context.query()
+    for method, expr in bounding_steps(query):
+        plan = plan.filter(expr) if method == "filter" else plan.with_columns(expr)
+    by = group_columns(query)
+    if by:
         plan = plan.group_by(*by).agg(*_aggregations(query))
         if keys is not None:
             plan = plan.with_keys(keys)
@@ -346,12 +377,12 @@ def measure(frame: pl.LazyFrame, query: Query, districts: Sequence[str]) -> Meas
     rho, delta = _loss(m.map(1))
     summary = _summary(m)
     released = context(m).collect()
-    group_columns = tuple(c for c in (*query.group_by, "bin" if query.metric == "histogram" else "") if c)
+    columns = tuple(group_columns(query))
     stats = _statistics(query)
     cells: list[tuple[dict[str, Any], list[Estimate]]] = []
-    ordered = released.sort(list(group_columns)) if group_columns else released
+    ordered = released.sort(list(columns)) if columns else released
     for row in ordered.iter_rows(named=True):
-        key = {c: row[c] for c in group_columns}
+        key = {c: row[c] for c in columns}
         estimates = []
         for name in stats:
             accuracy, distribution, scale = summary.get(name, (None, None, None))
@@ -366,4 +397,4 @@ def measure(frame: pl.LazyFrame, query: Query, districts: Sequence[str]) -> Meas
                 )
             )
         cells.append((key, estimates))
-    return Measured(group_columns=group_columns, cells=cells, rho=rho, delta=delta, threshold=threshold)
+    return Measured(group_columns=columns, cells=cells, rho=rho, delta=delta, threshold=threshold)

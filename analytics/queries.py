@@ -266,10 +266,14 @@ def parse_query(raw: Mapping[str, Any], limits: Limits = LIMITS) -> Query:
         quantiles = _numbers(raw.get("quantiles", [0.5]), "quantiles", limits.max_quantiles)
         if (
             not quantiles
-            or not all(0.0 < q < 1.0 for q in quantiles)
+            or not all(0.0 < q < 1.0 and (q * 8).is_integer() for q in quantiles)
             or len(set(quantiles)) != len(quantiles)
         ):
-            raise _fail("quantiles must be distinct values strictly between 0 and 1")
+            # OpenDP's quantile score sensitivity grows with the denominator of the quantile as
+            # a fraction; eighths keep it small (0.5 is cheapest).
+            raise _fail(
+                "quantiles must be distinct multiples of 1/8 strictly between 0 and 1 (e.g. 0.25, 0.5)"
+            )
         candidates = _numbers(raw.get("candidates"), "candidates", limits.max_candidates)
         if not candidates:
             candidates = _even_candidates(value_min, value_max, 101)

@@ -143,6 +143,11 @@ class Analytics:
                     raise InvalidQuery("query outside the shared snapshot's range")
                 if find_by_hash(conn, q.canonical_hash(self.dataset)) is None:
                     pending.append(q)
+            if pending:
+                # All or nothing where it can be known up front: refuse before any release is made.
+                periods = sorted({p for q in pending for p in q.periods(self.policy.period_ns)})
+                total = cost_of(sum(q.rho for q in pending), sum(q.delta for q in pending), periods)
+                check(conn, self.policy, self.dataset, analyst, total)
         if not pending:
             return [self.submit(q, analyst) for q in queries]
         with snapshot_of(self.source.load(stream=None, start_ns=start_ns, end_ns=end_ns)) as snap:
