@@ -23,7 +23,8 @@ Operations (methods; ``api_id`` is always explicit where the draft parameterises
     ``messages_to_scalars(messages, api_id)``,
     ``calculate_domain(pk, Q1, H_points, header, api_id)``,
     ``core_sign(sk, pk, generators, header, message_scalars, api_id) -> bytes``,
-    ``core_verify(pk, signature, generators, header, message_scalars, api_id) -> bool``,
+    ``core_verify(pk, signature, generators, header, message_scalars, api_id) -> bool``
+    (``core_verify_pairs`` stops before the pairing and returns its (G1, G2) pairs),
     ``core_proof_gen(pk, signature, generators, header, ph, message_scalars, disclosed_indexes,
     api_id, random_scalars=None) -> bytes``,
     ``core_proof_verify(pk, proof, generators, header, ph, disclosed_message_scalars,
@@ -378,21 +379,34 @@ class Ciphersuite:
         api_id: bytes,
     ) -> bool:
         """CoreVerify: e(A, W) * e(A*e - B, BP2) == 1."""
+        pairs = self.core_verify_pairs(pk, signature, generators, header, messages, api_id)
+        return pairs is not None and self.backend.pairing_product_is_one(pairs)
+
+    def core_verify_pairs(
+        self,
+        pk: bytes,
+        signature: bytes,
+        generators: Sequence[Any],
+        header: bytes,
+        messages: Sequence[int],
+        api_id: bytes,
+    ) -> list[tuple[Any, Any]] | None:
+        """CoreVerify up to the pairing: the (G1, G2) pairs whose product must be 1, or None if INVALID."""
         try:
             A, e = self.octets_to_signature(signature)
             W = self.octets_to_pubkey(pk)
         except InvalidError:
-            return False
+            return None
         L = len(messages)
         if len(generators) != L + 1:
-            return False
+            return None
         Q1, H = generators[0], generators[1:]
         domain = self.calculate_domain(pk, Q1, H, header, api_id)
         # A*e - B = A*e - P1 - Q1*domain - sum H_i*msg_i
         lhs = self.backend.g1_msm(
             [A, self.P1, Q1, *H], [e, R - 1, (R - domain) % R, *((R - m) % R for m in messages)]
         )
-        return self.backend.pairing_product_is_one([(A, W), (lhs, self.BP2)])
+        return [(A, W), (lhs, self.BP2)]
 
     # ----------------------------------------------------------------------------- proofs --
     def proof_init(

@@ -197,14 +197,21 @@ class BBSCiphersuite(Ciphersuite):
             raise ValueError(f"invalid signature: {exc}") from None
         scalars = self.messages_to_scalars(msgs, self.api_id)
         generators = self.create_generators(len(msgs) + 1, self.api_id)
-        if not self.core_verify(pk, signature, generators, header, scalars, self.api_id):
+        pairs = self.core_verify_pairs(pk, signature, generators, header, scalars, self.api_id)
+        if pairs is None:
             raise ValueError("signature does not verify for pk, header and messages")
+        # the signature's pairing check runs alongside the proof computation where the backend can
+        signature_ok = self.backend.pairing_product_is_one_async(pairs)
         try:
-            return self.core_proof_gen(
+            proof = self.core_proof_gen(
                 pk, signature, generators, header, ph, scalars, indexes, self.api_id, random_scalars
             )
         except InvalidError as exc:
+            signature_ok()
             raise ValueError(str(exc)) from None
+        if not signature_ok():
+            raise ValueError("signature does not verify for pk, header and messages")
+        return proof
 
     def proof_verify(
         self,
