@@ -41,7 +41,9 @@ class MemLedger:
             if p[1] == PendingState.PENDING and p[2] and p[2] <= base
         ]
         due.sort(key=lambda r: (self.pending[r[0]][2], r[12]))
-        snap = eng.TransferSnapshot(self.accounts, self.transfers, self.pending, self.failed, due, self.last_ts)
+        snap = eng.TransferSnapshot(
+            self.accounts, self.transfers, self.pending, self.failed, due, self.last_ts
+        )
         out = eng.create_transfers(snap, events, self.now)
         self.accounts.update(out.accounts)
         for row in out.created:

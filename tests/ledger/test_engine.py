@@ -83,7 +83,8 @@ def test_account_created_and_exists() -> None:
                 id=9,
                 ledger=1,
                 code=1,
-                flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
+                flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+                | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
             ),
             A.FLAGS_ARE_MUTUALLY_EXCLUSIVE,
         ),
@@ -119,7 +120,10 @@ def test_account_linked_chain_all_or_nothing() -> None:
 def test_account_chain_open_at_end_of_batch() -> None:
     m = MemLedger()
     got = m.account_statuses(
-        [Account(id=1, ledger=1, code=1, flags=AccountFlags.LINKED), Account(id=2, ledger=1, code=1, flags=AccountFlags.LINKED)]
+        [
+            Account(id=1, ledger=1, code=1, flags=AccountFlags.LINKED),
+            Account(id=2, ledger=1, code=1, flags=AccountFlags.LINKED),
+        ]
     )
     assert got == [A.LINKED_EVENT_FAILED, A.LINKED_EVENT_CHAIN_OPEN]
     assert m.accounts == {}
@@ -146,9 +150,18 @@ def test_account_range_errors_raise_before_anything() -> None:
         (tr(ID_MAX), S.ID_MUST_NOT_BE_INT_MAX),
         (tr(100, flags=F.PENDING | F.POST_PENDING_TRANSFER, pending_id=1), S.FLAGS_ARE_MUTUALLY_EXCLUSIVE),
         (tr(100, flags=F.PENDING | F.VOID_PENDING_TRANSFER, pending_id=1), S.FLAGS_ARE_MUTUALLY_EXCLUSIVE),
-        (tr(100, flags=F.POST_PENDING_TRANSFER | F.VOID_PENDING_TRANSFER, pending_id=1), S.FLAGS_ARE_MUTUALLY_EXCLUSIVE),
-        (tr(100, flags=F.POST_PENDING_TRANSFER | F.BALANCING_DEBIT, pending_id=1), S.FLAGS_ARE_MUTUALLY_EXCLUSIVE),
-        (tr(100, flags=F.VOID_PENDING_TRANSFER | F.CLOSING_CREDIT, pending_id=1), S.FLAGS_ARE_MUTUALLY_EXCLUSIVE),
+        (
+            tr(100, flags=F.POST_PENDING_TRANSFER | F.VOID_PENDING_TRANSFER, pending_id=1),
+            S.FLAGS_ARE_MUTUALLY_EXCLUSIVE,
+        ),
+        (
+            tr(100, flags=F.POST_PENDING_TRANSFER | F.BALANCING_DEBIT, pending_id=1),
+            S.FLAGS_ARE_MUTUALLY_EXCLUSIVE,
+        ),
+        (
+            tr(100, flags=F.VOID_PENDING_TRANSFER | F.CLOSING_CREDIT, pending_id=1),
+            S.FLAGS_ARE_MUTUALLY_EXCLUSIVE,
+        ),
         (tr(100, dr=0), S.DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO),
         (tr(100, dr=ID_MAX), S.DEBIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX),
         (tr(100, cr=0), S.CREDIT_ACCOUNT_ID_MUST_NOT_BE_ZERO),
@@ -168,9 +181,15 @@ def test_account_range_errors_raise_before_anything() -> None:
         (tr(100, flags=F.POST_PENDING_TRANSFER), S.PENDING_ID_MUST_NOT_BE_ZERO),
         (tr(100, flags=F.POST_PENDING_TRANSFER, pending_id=ID_MAX), S.PENDING_ID_MUST_NOT_BE_INT_MAX),
         (tr(100, flags=F.POST_PENDING_TRANSFER, pending_id=100), S.PENDING_ID_MUST_BE_DIFFERENT),
-        (tr(100, flags=F.POST_PENDING_TRANSFER, pending_id=7, timeout=1), S.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER),
+        (
+            tr(100, flags=F.POST_PENDING_TRANSFER, pending_id=7, timeout=1),
+            S.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER,
+        ),
         (tr(100, flags=F.VOID_PENDING_TRANSFER, pending_id=12345), S.PENDING_TRANSFER_NOT_FOUND),
-        (tr(100, flags=F.POST_PENDING_TRANSFER, pending_id=1, dr=ID_MAX), S.DEBIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX),
+        (
+            tr(100, flags=F.POST_PENDING_TRANSFER, pending_id=1, dr=ID_MAX),
+            S.DEBIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX,
+        ),
     ],
 )
 def test_transfer_statuses(transfer: Transfer, status: CreateTransferStatus) -> None:
@@ -252,7 +271,11 @@ def test_exists_and_exists_with_different_fields() -> None:
 
 def test_duplicate_id_within_one_batch() -> None:
     m = setup()
-    assert m.statuses([tr(100), tr(100), tr(100, amount=11)]) == [S.CREATED, S.EXISTS, S.EXISTS_WITH_DIFFERENT_AMOUNT]
+    assert m.statuses([tr(100), tr(100), tr(100, amount=11)]) == [
+        S.CREATED,
+        S.EXISTS,
+        S.EXISTS_WITH_DIFFERENT_AMOUNT,
+    ]
     assert m.account(1).debits_posted == 10
 
 
@@ -263,7 +286,10 @@ def test_duplicate_id_within_one_batch() -> None:
         (tr(100, cr=99), S.CREDIT_ACCOUNT_NOT_FOUND),
         (tr(100, dr=4, cr=1), S.EXCEEDS_CREDITS),
         (tr(100, dr=1, cr=5), S.EXCEEDS_DEBITS),
-        (tr(100, flags=F.POST_PENDING_TRANSFER, pending_id=77, dr=0, cr=0, amount=0), S.PENDING_TRANSFER_NOT_FOUND),
+        (
+            tr(100, flags=F.POST_PENDING_TRANSFER, pending_id=77, dr=0, cr=0, amount=0),
+            S.PENDING_TRANSFER_NOT_FOUND,
+        ),
     ],
 )
 def test_transient_failures_burn_the_id(transfer: Transfer, first: CreateTransferStatus) -> None:
@@ -318,8 +344,16 @@ def test_linked_chain_all_or_nothing() -> None:
 
 def test_linked_chain_failure_in_the_middle_fails_the_rest_of_the_chain() -> None:
     m = setup()
-    got = m.statuses([tr(100, flags=F.LINKED), tr(101, code=0, flags=F.LINKED), tr(102, flags=F.LINKED), tr(103), tr(104)])
-    assert got == [S.LINKED_EVENT_FAILED, S.CODE_MUST_NOT_BE_ZERO, S.LINKED_EVENT_FAILED, S.LINKED_EVENT_FAILED, S.CREATED]
+    got = m.statuses(
+        [tr(100, flags=F.LINKED), tr(101, code=0, flags=F.LINKED), tr(102, flags=F.LINKED), tr(103), tr(104)]
+    )
+    assert got == [
+        S.LINKED_EVENT_FAILED,
+        S.CODE_MUST_NOT_BE_ZERO,
+        S.LINKED_EVENT_FAILED,
+        S.LINKED_EVENT_FAILED,
+        S.CREATED,
+    ]
     assert set(m.transfers) == {104}
 
 
@@ -370,7 +404,13 @@ def test_pending_then_full_post() -> None:
     a1, a2 = m.account(1), m.account(2)
     assert (a1.debits_pending, a1.debits_posted, a2.credits_pending, a2.credits_posted) == (0, 30, 0, 30)
     stored = m.transfer(101)
-    assert (stored.debit_account_id, stored.credit_account_id, stored.amount, stored.ledger, stored.code) == (1, 2, 30, 1, 1)
+    assert (stored.debit_account_id, stored.credit_account_id, stored.amount, stored.ledger, stored.code) == (
+        1,
+        2,
+        30,
+        1,
+        1,
+    )
     assert m.pending[100][1] == PendingState.POSTED
     assert m.statuses([post]) == [S.EXISTS]
     assert m.statuses([Transfer(id=102, pending_id=100, amount=1, flags=F.POST_PENDING_TRANSFER)]) == [
@@ -384,11 +424,15 @@ def test_pending_then_full_post() -> None:
 def test_partial_post_releases_the_rest() -> None:
     m = setup()
     m.create_transfers([tr(100, flags=F.PENDING, amount=30)])
-    assert m.statuses([Transfer(id=101, pending_id=100, amount=12, flags=F.POST_PENDING_TRANSFER)]) == [S.CREATED]
+    assert m.statuses([Transfer(id=101, pending_id=100, amount=12, flags=F.POST_PENDING_TRANSFER)]) == [
+        S.CREATED
+    ]
     a1, a2 = m.account(1), m.account(2)
     assert (a1.debits_pending, a1.debits_posted, a2.credits_pending, a2.credits_posted) == (0, 12, 0, 12)
     # Idempotent retry of the partial post; a different amount is a different transfer body.
-    assert m.statuses([Transfer(id=101, pending_id=100, amount=12, flags=F.POST_PENDING_TRANSFER)]) == [S.EXISTS]
+    assert m.statuses([Transfer(id=101, pending_id=100, amount=12, flags=F.POST_PENDING_TRANSFER)]) == [
+        S.EXISTS
+    ]
     assert m.statuses([Transfer(id=101, pending_id=100, amount=13, flags=F.POST_PENDING_TRANSFER)]) == [
         S.EXISTS_WITH_DIFFERENT_AMOUNT
     ]
@@ -436,7 +480,9 @@ def test_post_must_match_the_pending(change: dict[str, int], status: CreateTrans
 def test_post_of_a_non_pending_transfer() -> None:
     m = setup()
     m.create_transfers([tr(100)])
-    assert m.statuses([Transfer(id=101, pending_id=100, flags=F.POST_PENDING_TRANSFER)]) == [S.PENDING_TRANSFER_NOT_PENDING]
+    assert m.statuses([Transfer(id=101, pending_id=100, flags=F.POST_PENDING_TRANSFER)]) == [
+        S.PENDING_TRANSFER_NOT_PENDING
+    ]
 
 
 def test_pending_expiry_is_deterministic_on_the_ledger_clock() -> None:
@@ -447,12 +493,14 @@ def test_pending_expiry_is_deterministic_on_the_ledger_clock() -> None:
     assert m.account(1).debits_pending == 30  # not yet
     m.now += 2 * NS
     # The batch that starts after expiry releases the reservation first, then refuses its post.
-    assert m.statuses([Transfer(id=102, pending_id=100, flags=F.POST_PENDING_TRANSFER, amount=AMOUNT_MAX)]) == [
-        S.PENDING_TRANSFER_EXPIRED
-    ]
+    assert m.statuses(
+        [Transfer(id=102, pending_id=100, flags=F.POST_PENDING_TRANSFER, amount=AMOUNT_MAX)]
+    ) == [S.PENDING_TRANSFER_EXPIRED]
     assert m.account(1).debits_pending == 0
     assert m.pending[100][1] == PendingState.EXPIRED
-    assert m.statuses([Transfer(id=103, pending_id=100, flags=F.VOID_PENDING_TRANSFER)]) == [S.PENDING_TRANSFER_EXPIRED]
+    assert m.statuses([Transfer(id=103, pending_id=100, flags=F.VOID_PENDING_TRANSFER)]) == [
+        S.PENDING_TRANSFER_EXPIRED
+    ]
 
 
 def test_expired_closing_transfer_reopens_the_account() -> None:
@@ -483,7 +531,9 @@ def test_balancing_debit_transfers_at_most_the_available_balance() -> None:
     assert a4.debits_posted == a4.credits_posted == 40
     # Retrying with the original (larger) amount is EXISTS; a smaller cap than what moved is not.
     assert m.statuses([tr(101, dr=4, cr=2, amount=100, flags=F.BALANCING_DEBIT)]) == [S.EXISTS]
-    assert m.statuses([tr(101, dr=4, cr=2, amount=39, flags=F.BALANCING_DEBIT)]) == [S.EXISTS_WITH_DIFFERENT_AMOUNT]
+    assert m.statuses([tr(101, dr=4, cr=2, amount=39, flags=F.BALANCING_DEBIT)]) == [
+        S.EXISTS_WITH_DIFFERENT_AMOUNT
+    ]
     # Nothing left: a balancing transfer moves zero.
     assert m.statuses([tr(102, dr=4, cr=2, amount=AMOUNT_MAX, flags=F.BALANCING_DEBIT)]) == [S.CREATED]
     assert m.transfer(102).amount == 0
@@ -537,7 +587,13 @@ def test_batch_limit() -> None:
 
 def test_out_of_range_fields_raise_before_anything_is_applied() -> None:
     m = setup()
-    for bad in (tr(100, amount=-1), tr(100, amount=AMOUNT_MAX + 1), tr(-1), tr(100, user_data_64=1 << 64), tr(100, code=1 << 16)):
+    for bad in (
+        tr(100, amount=-1),
+        tr(100, amount=AMOUNT_MAX + 1),
+        tr(-1),
+        tr(100, user_data_64=1 << 64),
+        tr(100, code=1 << 16),
+    ):
         with pytest.raises(LedgerValueError):
             m.create_transfers([tr(99), bad])
         assert 99 not in m.transfers
