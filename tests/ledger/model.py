@@ -77,10 +77,7 @@ class Model:
             statuses: list[CreateTransferStatus] = []
             failed_at = -1
             for k in chain:
-                if open_chain and k == j:
-                    st = S.LINKED_EVENT_CHAIN_OPEN
-                else:
-                    st = self._one(events[k], base + k)
+                st = S.LINKED_EVENT_CHAIN_OPEN if open_chain and k == j else self._one(events[k], base + k)
                 statuses.append(st)
                 if st is not S.CREATED:
                     failed_at = k
