@@ -93,7 +93,7 @@ class Analytics:
         owned = snapshot is None
         if snapshot is None:
             snapshot = snapshot_of(
-                self.source.load(stream=query.stream, start_ns=query.start_ns, end_ns=query.end_ns)
+                self.source.load(streams=[query.stream], start_ns=query.start_ns, end_ns=query.end_ns)
             )
         try:
             measured = measure(snapshot.scan(query.stream), query, self.districts)
@@ -135,7 +135,7 @@ class Analytics:
     def submit_many(
         self, queries: Sequence[Query], analyst: str, *, start_ns: int, end_ns: int
     ) -> list[Outcome]:
-        """Submit several queries over one shared snapshot of [start_ns, end_ns) (all streams)."""
+        """Submit several queries over one shared snapshot of their streams in [start_ns, end_ns)."""
         pending: list[Query] = []
         with _read(self.engine) as conn:
             for q in queries:
@@ -150,7 +150,8 @@ class Analytics:
                 check(conn, self.policy, self.dataset, analyst, total)
         if not pending:
             return [self.submit(q, analyst) for q in queries]
-        with snapshot_of(self.source.load(stream=None, start_ns=start_ns, end_ns=end_ns)) as snap:
+        streams = sorted({q.stream for q in pending})
+        with snapshot_of(self.source.load(streams=streams, start_ns=start_ns, end_ns=end_ns)) as snap:
             return [self.submit(q, analyst, snapshot=snap) for q in queries]
 
     # -- reading -------------------------------------------------------------------------------

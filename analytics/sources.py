@@ -26,8 +26,8 @@ SelectFactory = Callable[[int, int], sa.Select[Any]]
 
 
 class ReadingSource(Protocol):
-    def load(self, *, stream: str | None, start_ns: int, end_ns: int) -> pl.DataFrame:
-        """Readings (READING_SCHEMA) of one stream (None: all streams) with start_ns <= ts_ns < end_ns."""
+    def load(self, *, streams: Sequence[str] | None, start_ns: int, end_ns: int) -> pl.DataFrame:
+        """Readings (READING_SCHEMA) of some streams (None: all) with start_ns <= ts_ns < end_ns."""
         ...
 
 
@@ -42,11 +42,11 @@ class SelectSource:
     engine: sa.Engine
     factories: Sequence[SelectFactory] = field(default_factory=list)
 
-    def load(self, *, stream: str | None, start_ns: int, end_ns: int) -> pl.DataFrame:
+    def load(self, *, streams: Sequence[str] | None, start_ns: int, end_ns: int) -> pl.DataFrame:
         frames = [
             load_readings(
                 self.engine,
-                restrict(factory(start_ns, end_ns), stream=stream, start_ns=start_ns, end_ns=end_ns),
+                restrict(factory(start_ns, end_ns), streams=streams, start_ns=start_ns, end_ns=end_ns),
             )
             for factory in self.factories
         ]
@@ -61,10 +61,10 @@ class FrameSource:
 
     frame: pl.DataFrame
 
-    def load(self, *, stream: str | None, start_ns: int, end_ns: int) -> pl.DataFrame:
+    def load(self, *, streams: Sequence[str] | None, start_ns: int, end_ns: int) -> pl.DataFrame:
         predicate = (pl.col("ts_ns") >= start_ns) & (pl.col("ts_ns") < end_ns)
-        if stream is not None:
-            predicate = predicate & (pl.col("stream") == stream)
+        if streams is not None:
+            predicate = predicate & pl.col("stream").is_in(sorted(set(streams)))
         return self.frame.filter(predicate).select(list(READING_SCHEMA))
 
 

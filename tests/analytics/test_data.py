@@ -79,7 +79,7 @@ def test_service_over_the_consent_contract(engine: sa.Engine) -> None:
         )
 
     service = Analytics(engine, SelectSource(engine, [factory]), DISTRICTS, BudgetPolicy(analyst_rho=1.0))
-    loaded = service.source.load(stream="city.traffic_count", start_ns=DAY0, end_ns=DAY0 + DAY_NS)
+    loaded = service.source.load(streams=["city.traffic_count"], start_ns=DAY0, end_ns=DAY0 + DAY_NS)
     assert loaded.height == frame.height
     release = service.submit(count_query(rho=0.5) | {"stream": "city.traffic_count"}, "alice").release
     estimates = [e for c in release.body["cells"] for e in c["estimates"]]
