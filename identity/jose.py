@@ -12,13 +12,18 @@ import binascii
 import json
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Final
 
+import nacl.exceptions
+import nacl.signing
 from joserfc import jws
-from joserfc.errors import JoseError
+from joserfc._rfc7515.model import JWSAlgModel  # the documented base for custom algorithms
+from joserfc.errors import JoseError, MissingAlgorithmError, UnsupportedAlgorithmError
 from joserfc.jwk import ECKey, OKPKey, import_key
+from joserfc.jws import JWSRegistry
 
 __all__ = [
     "JoseFailure",
@@ -48,7 +53,77 @@ warnings.filterwarnings("ignore", message="EdDSA is deprecated")
 
 
 class JoseFailure(ValueError):
-    """A key, signature or encoding problem (callers turn it into their own error type)."""
+    """A key, signature or encoding problem (callers turn it into their own error type).
+
+    ``kind`` is ``"alg"`` (algorithm missing or not accepted), ``"signature"`` or ``"format"``.
+    """
+
+    def __init__(self, message: str, kind: str = "format") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class _SodiumEd25519(JWSAlgModel):
+    """EdDSA over Ed25519 with libsodium (PyNaCl): the same JWS, about twice as fast to verify
+    as the OpenSSL binding on small machines. Ed448 keys are not accepted anywhere here."""
+
+    key_type = "OKP"
+    description = "EdDSA (Ed25519) via libsodium"
+    security_warning = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def sign(self, msg: bytes, key: OKPKey) -> bytes:
+        signer = _nacl_keys(key)[1]
+        if signer is None:
+            raise JoseFailure("signing needs a private key")
+        return bytes(signer.sign(msg).signature)
+
+    def verify(self, msg: bytes, sig: bytes, key: OKPKey) -> bool:
+        try:
+            _nacl_keys(key)[0].verify(msg, sig)
+        except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+            return False
+        return True
+
+
+_NaclPair = tuple[nacl.signing.VerifyKey, nacl.signing.SigningKey | None]
+# joserfc keys are unhashable; index by id() and keep a weak reference to detect reuse of an id.
+_NACL: dict[int, tuple[weakref.ref[OKPKey], _NaclPair]] = {}
+_NACL_LOCK = threading.Lock()
+
+
+def _nacl_keys(key: OKPKey) -> _NaclPair:
+    hit = _NACL.get(id(key))
+    if hit is not None and hit[0]() is key:
+        return hit[1]
+    data = key.as_dict(private=key.is_private)
+    if data.get("crv") != "Ed25519":
+        raise JoseFailure("only Ed25519 OKP keys are supported")
+    verify_key = nacl.signing.VerifyKey(b64u_decode(str(data["x"])))
+    signer = nacl.signing.SigningKey(b64u_decode(str(data["d"]))) if "d" in data else None
+    pair = (verify_key, signer)
+    with _NACL_LOCK:
+        if len(_NACL) >= _CACHE_LIMIT:
+            _NACL.clear()
+        _NACL[id(key)] = (weakref.ref(key), pair)
+    return pair
+
+
+class _Registry(JWSRegistry):
+    algorithms: dict[str, JWSAlgModel] = {  # noqa: RUF012 - class-level like the base registry
+        **JWSRegistry.algorithms,
+        "EdDSA": _SodiumEd25519("EdDSA"),
+        "Ed25519": _SodiumEd25519("Ed25519"),
+    }
+    recommended: list[str] = list(JWSRegistry.recommended)  # noqa: RUF012
+
+
+_REGISTRIES: Final = {
+    "OKP": _Registry(algorithms=_EDDSA_ALGS),
+    "EC": _Registry(algorithms=_ES256_ALGS),
+}
 
 
 def b64u_encode(data: bytes) -> str:
@@ -70,14 +145,18 @@ class _KeyCache:
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._items: OrderedDict[str, Key] = OrderedDict()
+        self._items: OrderedDict[object, Key] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, jwk: Mapping[str, Any]) -> Key:
         try:
-            cache_key = json.dumps(jwk, sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise JoseFailure("JWK is not JSON") from exc
+            cache_key: object = tuple(sorted(jwk.items()))
+            hash(cache_key)
+        except TypeError:  # a member that is not hashable (e.g. x5c list): fall back to JSON text
+            try:
+                cache_key = json.dumps(jwk, sort_keys=True, separators=(",", ":"))
+            except (TypeError, ValueError) as exc:
+                raise JoseFailure("JWK is not JSON") from exc
         with self._lock:
             hit = self._items.get(cache_key)
             if hit is not None:
@@ -149,17 +228,23 @@ def sign_compact(header: Mapping[str, Any], payload: bytes, private_jwk: Mapping
     if alg not in algs_for(key):
         raise JoseFailure(f"alg {alg!r} does not suit this key")
     try:
-        return jws.serialize_compact(protected, payload, key, algorithms=[alg])
+        return jws.serialize_compact(protected, payload, key, registry=_REGISTRIES[key.key_type])
     except JoseError as exc:
         raise JoseFailure(f"signing failed: {exc}") from exc
 
 
 def verify_compact(token: str, key: Key) -> tuple[dict[str, Any], bytes]:
-    """Verify a compact JWS with one key; returns (protected header, payload bytes)."""
+    """Verify a compact JWS with one key; returns (protected header, payload bytes).
+
+    The header's ``alg`` must be one this key type allows (see module docstring).
+    """
     try:
-        obj = jws.deserialize_compact(token, key, algorithms=algs_for(key))
+        obj = jws.deserialize_compact(token, key, registry=_REGISTRIES[key.key_type])
+    except (UnsupportedAlgorithmError, MissingAlgorithmError) as exc:
+        raise JoseFailure("JWS alg missing or not accepted for this key", "alg") from exc
     except JoseError as exc:
-        raise JoseFailure(f"JWS rejected: {exc.error if hasattr(exc, 'error') else exc}") from exc
-    except (ValueError, TypeError) as exc:
+        kind = "signature" if exc.error == "bad_signature" else "format"
+        raise JoseFailure(f"JWS rejected: {exc.error}", kind) from exc
+    except (ValueError, TypeError, KeyError) as exc:
         raise JoseFailure("malformed JWS") from exc
-    return dict(obj.headers()), obj.payload
+    return obj.headers(), obj.payload

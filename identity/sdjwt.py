@@ -122,7 +122,7 @@ def _json_bytes(obj: Any) -> bytes:
 
 def _loads(data: bytes | str, what: str) -> Any:
     try:
-        return json.loads(data)
+        return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SDJWTError(f"{what} is not valid JSON") from exc
 
@@ -491,18 +491,18 @@ def _verify_issuer_jwt(
         key = jose.load_key(issuer_jwk)
     except jose.JoseFailure as exc:
         raise SDJWTError(f"issuer key: {exc}") from exc
-    header, _ = _unverified_jwt(jwt)
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg.lower() == "none":
-        raise SDJWTError("issuer-signed JWT has no usable alg")
-    if alg not in jose.algs_for(key):
-        raise SDJWTError(f"alg {alg!r} not accepted for the issuer key")
-    if accepted_typs is not None and header.get("typ") not in accepted_typs:
-        raise SDJWTError("issuer-signed JWT has the wrong typ")
     try:
         header, payload_bytes = jose.verify_compact(jwt, key)
     except jose.JoseFailure as exc:
-        raise SDJWTError("issuer signature invalid") from exc
+        if exc.kind == "alg":
+            raise SDJWTError(
+                "issuer-signed JWT alg missing, none or not accepted for the issuer key"
+            ) from exc
+        if exc.kind == "signature":
+            raise SDJWTError("issuer signature invalid") from exc
+        raise SDJWTError("issuer-signed JWT is malformed") from exc
+    if accepted_typs is not None and header.get("typ") not in accepted_typs:
+        raise SDJWTError("issuer-signed JWT has the wrong typ")
     payload = _loads(payload_bytes, "JWT payload")
     if not isinstance(payload, dict):
         raise SDJWTError("JWT payload must be a JSON object")
@@ -550,16 +550,16 @@ def _verify_kb(
         raise SDJWTError(f"holder key: {exc}") from exc
     if key.is_private:
         raise SDJWTError("cnf.jwk must be a public key")
-    header, _ = _unverified_jwt(split.kb_jwt)
+    try:
+        header, payload_bytes = jose.verify_compact(split.kb_jwt, key)
+    except jose.JoseFailure as exc:
+        if exc.kind == "alg":
+            raise SDJWTError("Key Binding JWT alg missing, none or not accepted for the holder key") from exc
+        if exc.kind == "signature":
+            raise SDJWTError("Key Binding JWT signature invalid") from exc
+        raise SDJWTError("Key Binding JWT is malformed") from exc
     if header.get("typ") != KB_TYP:
         raise SDJWTError("Key Binding JWT must have typ kb+jwt")
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg.lower() == "none" or alg not in jose.algs_for(key):
-        raise SDJWTError("Key Binding JWT alg not accepted for the holder key")
-    try:
-        _, payload_bytes = jose.verify_compact(split.kb_jwt, key)
-    except jose.JoseFailure as exc:
-        raise SDJWTError("Key Binding JWT signature invalid") from exc
     kb = _loads(payload_bytes, "Key Binding JWT payload")
     if not isinstance(kb, dict):
         raise SDJWTError("Key Binding JWT payload must be a JSON object")
