@@ -81,7 +81,7 @@ class NoteVerifier:
     @classmethod
     def parse(cls, vkey: str) -> NoteVerifier:
         """Parse `<name>+<hex key ID>+<base64(alg || public key)>`."""
-        parts = vkey.split("+")
+        parts = vkey.split("+", 2)  # the base64 key may itself contain "+"
         if len(parts) != 3:
             raise NoteError("malformed verifier key")
         name, hex_id, b64 = parts

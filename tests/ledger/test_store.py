@@ -1,0 +1,390 @@
+"""The SQL store on both databases: persistence, atomic batches, concurrency, limits, proofs, audit."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+from nacl.signing import SigningKey
+
+from ledger import (
+    AMOUNT_MAX,
+    BATCH_MAX,
+    Account,
+    AccountFlags,
+    BatchTooLargeError,
+    CreateAccountStatus,
+    CreateTransferStatus,
+    Ledger,
+    LedgerError,
+    LedgerValueError,
+    PendingState,
+    Transfer,
+    TransferFlags,
+    merkle,
+    note,
+)
+from ledger.witness import verify_checkpoint
+
+S = CreateTransferStatus
+F = TransferFlags
+NS = 1_000_000_000
+KEY = SigningKey(bytes(range(32)))
+
+
+class FakeClock:
+    def __init__(self, start_ns: int = 1_700_000_000 * NS) -> None:
+        self.now = start_ns
+        self.lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self.lock:
+            return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def led(db_url: str, clock: FakeClock) -> Iterator[Ledger]:
+    ledger = Ledger.open(db_url, signing_key=KEY, origin="test.example/ledger", clock=clock)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def accounts(led: Ledger, *ids: int, flags: int = 0, ledger: int = 1) -> None:
+    res = led.create_accounts([Account(id=i, ledger=ledger, code=1, flags=flags) for i in ids])
+    assert all(r.status is CreateAccountStatus.CREATED for r in res)
+
+
+def tr(tid: int, dr: int, cr: int, amount: int, **kw: int) -> Transfer:
+    kw.setdefault("ledger", 1)
+    kw.setdefault("code", 1)
+    return Transfer(id=tid, debit_account_id=dr, credit_account_id=cr, amount=amount, **kw)
+
+
+def balances(led: Ledger, aid: int) -> tuple[int, int, int, int]:
+    (a,) = led.lookup_accounts([aid])
+    return a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
+
+
+def test_round_trip_of_every_field(led: Ledger) -> None:
+    big = (1 << 128) - 2
+    led.create_accounts(
+        [
+            Account(
+                id=big,
+                ledger=(1 << 32) - 1,
+                code=65535,
+                user_data_128=big,
+                user_data_64=(1 << 64) - 1,
+                user_data_32=7,
+            )
+        ]
+    )
+    accounts(led, 5, ledger=(1 << 32) - 1)
+    t = Transfer(
+        id=big, debit_account_id=big, credit_account_id=5, amount=9, user_data_128=big - 1,
+        user_data_64=(1 << 64) - 1, user_data_32=(1 << 32) - 1, ledger=(1 << 32) - 1, code=65535,
+    )  # fmt: skip
+    assert led.create_transfers([t])[0].status is S.CREATED
+    (got,) = led.lookup_transfers([big])
+    assert (got.user_data_128, got.user_data_64, got.user_data_32, got.ledger, got.code) == (
+        big - 1, (1 << 64) - 1, (1 << 32) - 1, (1 << 32) - 1, 65535,
+    )  # fmt: skip
+    (a,) = led.lookup_accounts([big])
+    assert (a.user_data_64, a.user_data_128, a.debits_posted, a.flags) == (
+        (1 << 64) - 1,
+        big,
+        9,
+        AccountFlags.NONE,
+    )
+    assert led.lookup_accounts([12345, big, 5])[0].id == big
+    assert led.lookup_transfers([1, 2]) == []
+
+
+def test_persistence_across_reopen(db_url: str, clock: FakeClock) -> None:
+    with Ledger.open(db_url, signing_key=KEY, origin="test.example/ledger", clock=clock) as led:
+        accounts(led, 1, 2)
+        assert (
+            led.create_transfers([tr(10, 1, 2, 5), tr(11, 1, 99, 5)])[1].status is S.CREDIT_ACCOUNT_NOT_FOUND
+        )
+        led.create_transfers([tr(12, 1, 2, 7, flags=int(F.PENDING))])
+        cp = led.checkpoint()
+    with Ledger.open(db_url, signing_key=KEY, origin="test.example/ledger", clock=clock) as led:
+        assert balances(led, 1) == (7, 5, 0, 0)
+        assert led.create_transfers([tr(10, 1, 2, 5)])[0].status is S.EXISTS
+        assert led.create_transfers([tr(11, 1, 2, 5)])[0].status is S.ID_ALREADY_FAILED
+        assert led.pending_state(12) is PendingState.PENDING
+        assert led.checkpoint() == cp
+        assert led.tree_size == 2
+        assert led.audit().ok
+
+
+def test_get_account_transfers_pages_by_timestamp(led: Ledger) -> None:
+    accounts(led, 1, 2, 3)
+    led.create_transfers([tr(100 + i, 1 + i % 2, 3, 1) for i in range(10)])
+    led.create_transfers([tr(200, 3, 1, 4)])
+    page1 = led.get_account_transfers(1, limit=3)
+    assert [t.id for t in page1] == [100, 102, 104]
+    page2 = led.get_account_transfers(1, limit=3, after=page1[-1].timestamp)
+    assert [t.id for t in page2] == [106, 108, 200]
+    assert [t.id for t in led.get_account_transfers(1, limit=2, reverse=True)] == [200, 108]
+    assert [t.id for t in led.get_account_transfers(1, credits=False)] == [100, 102, 104, 106, 108]
+    assert [t.id for t in led.get_account_transfers(1, debits=False)] == [200]
+    with pytest.raises(LedgerError):
+        led.get_account_transfers(1, limit=0)
+
+
+@pytest.mark.parametrize(
+    "stage", ["engine_applied", "transfers_inserted", "leaves_inserted", "accounts_updated", "before_commit"]
+)
+def test_a_batch_is_all_or_nothing(led: Ledger, stage: str) -> None:
+    accounts(led, 1, 2)
+    led.create_transfers([tr(1, 1, 2, 3, flags=int(F.PENDING))])
+    before = (balances(led, 1), balances(led, 2), led.tree_size, led.checkpoint())
+
+    def boom(name: str) -> None:
+        if name == stage:
+            raise RuntimeError("injected failure")
+
+    led._fault = boom
+    batch = [
+        tr(10, 1, 2, 5),
+        tr(11, 2, 1, 1),
+        Transfer(id=12, pending_id=1, flags=F.VOID_PENDING_TRANSFER),
+        tr(13, 1, 77, 1),
+    ]
+    with pytest.raises(RuntimeError):
+        led.create_transfers(batch)
+    led._fault = None
+    assert (balances(led, 1), balances(led, 2), led.tree_size, led.checkpoint()) == before
+    assert led.lookup_transfers([10, 11, 12]) == []
+    assert led.pending_state(1) is PendingState.PENDING
+    # Nothing of the failed batch survived, not even the burnt id of event 13.
+    assert [r.status for r in led.create_transfers(batch)] == [
+        S.CREATED,
+        S.CREATED,
+        S.CREATED,
+        S.CREDIT_ACCOUNT_NOT_FOUND,
+    ]
+    assert balances(led, 1) == (0, 5, 0, 1)
+    assert led.audit().ok
+
+
+def test_batch_size_limit_at_the_edge(led: Ledger) -> None:
+    accounts(led, 1, 2)
+    ok = led.create_transfers([tr(1 + i, 1, 2, 1) for i in range(BATCH_MAX)])
+    assert len(ok) == BATCH_MAX and all(r.status is S.CREATED for r in ok)
+    assert len({r.timestamp for r in ok}) == BATCH_MAX
+    with pytest.raises(BatchTooLargeError, match="8190"):
+        led.create_transfers([tr(100_000 + i, 1, 2, 1) for i in range(BATCH_MAX + 1)])
+    with pytest.raises(BatchTooLargeError):
+        led.create_accounts([Account(id=100 + i, ledger=1, code=1) for i in range(BATCH_MAX + 1)])
+    assert led.lookup_transfers([100_000, 100_000 + BATCH_MAX]) == []
+    assert led.lookup_accounts([100]) == []
+    assert balances(led, 1) == (0, BATCH_MAX, 0, 0)
+    assert led.tree_size == BATCH_MAX
+
+
+def test_malformed_batch_writes_nothing(led: Ledger) -> None:
+    accounts(led, 1, 2)
+    with pytest.raises(LedgerValueError):
+        led.create_transfers([tr(1, 1, 2, 1), tr(2, 1, 2, -5)])
+    assert led.lookup_transfers([1]) == []
+
+
+def test_two_phase_and_expiry_on_the_store(led: Ledger, clock: FakeClock) -> None:
+    accounts(led, 1, 2)
+    led.create_transfers(
+        [tr(1, 1, 2, 50, flags=int(F.PENDING), timeout=5), tr(2, 1, 2, 20, flags=int(F.PENDING))]
+    )
+    assert balances(led, 1) == (70, 0, 0, 0)
+    assert (
+        led.create_transfers([Transfer(id=3, pending_id=2, amount=15, flags=F.POST_PENDING_TRANSFER)])[
+            0
+        ].status
+        is S.CREATED
+    )
+    assert balances(led, 1) == (50, 15, 0, 0)
+    clock.now += 6 * NS
+    res = led.create_transfers(
+        [Transfer(id=4, pending_id=1, amount=AMOUNT_MAX, flags=F.POST_PENDING_TRANSFER)]
+    )
+    assert res[0].status is S.PENDING_TRANSFER_EXPIRED
+    assert balances(led, 1) == (0, 15, 0, 0)
+    assert led.pending_state(1) is PendingState.EXPIRED
+    assert led.pending_state(2) is PendingState.POSTED
+    assert led.pending_state(3) is None
+    assert led.audit().ok
+
+
+def _spend_concurrently(
+    make: Callable[[], Ledger], n_ledgers: int, threads: int, attempts: int
+) -> tuple[int, Ledger]:
+    ledgers = [make() for _ in range(n_ledgers)]
+    first = ledgers[0]
+    accounts(first, 1)
+    accounts(first, 2, flags=int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS))
+    accounts(first, 3)
+    assert first.create_transfers([tr(1, 1, 2, 100)])[0].status is S.CREATED
+    created = 0
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+
+    def worker(w: int) -> None:
+        nonlocal created
+        led = ledgers[w % n_ledgers]
+        barrier.wait()
+        for k in range(attempts):
+            tid = 1_000 + w * 1_000 + k
+            r = led.create_transfers([tr(tid, 2, 3, 7)])[0]
+            assert r.status in (S.CREATED, S.EXCEEDS_CREDITS)
+            if r.status is S.CREATED:
+                with lock:
+                    created += 1
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
+    for extra in ledgers[1:]:
+        extra.close()
+    return created, first
+
+
+def test_concurrent_spenders_never_overdraw(db_url: str) -> None:
+    def make() -> Ledger:
+        return Ledger.open(db_url, signing_key=KEY, origin="test.example/ledger")
+
+    created, led = _spend_concurrently(make, n_ledgers=3, threads=6, attempts=6)
+    try:
+        assert created == 100 // 7
+        dp, dpo, _cp, cpo = balances(led, 2)
+        assert dpo == created * 7 <= cpo == 100 and dp == 0
+        assert led.audit().ok
+    finally:
+        led.close()
+
+
+def test_group_committer_coalesces_concurrent_requests(led: Ledger) -> None:
+    accounts(led, 1, 2)
+    with ThreadPoolExecutor(16) as pool:
+        futures = list(pool.map(lambda i: led.submit_transfer(tr(10 + i, 1, 2, 1)), range(200)))
+        results = [f.result(timeout=30) for f in futures]
+    assert all(r.status is S.CREATED for r in results)
+    assert len({r.timestamp for r in results}) == 200
+    assert balances(led, 1) == (0, 200, 0, 0)
+    committer = led._committer
+    assert committer is not None and 1 <= committer.batches <= 200
+    with pytest.raises(LedgerValueError):
+        led.submit_transfer(tr(5000, 1, 2, 1, flags=int(F.LINKED)))
+    with pytest.raises(LedgerValueError):
+        led.submit_transfer(tr(5001, 1, 2, -1))
+
+
+def test_group_committer_from_asyncio(led: Ledger) -> None:
+    import asyncio
+
+    from ledger import GroupCommitter
+
+    accounts(led, 1, 2)
+    gc = GroupCommitter(led, max_wait_s=0.005)
+
+    async def main() -> list[S]:
+        rs = await asyncio.gather(*(gc.submit_async(tr(100 + i, 1, 2, 2)) for i in range(50)))
+        return [r.status for r in rs]
+
+    try:
+        assert asyncio.run(main()) == [S.CREATED] * 50
+        assert gc.batches < 50  # coalesced
+    finally:
+        gc.close()
+
+
+def test_merkle_log_proofs_and_checkpoints(led: Ledger) -> None:
+    accounts(led, 1, 2)
+    sizes = []
+    tid = 1
+    for n in (1, 2, 5, 250, 300, 3):  # crosses the 256-leaf node-cache level
+        led.create_transfers([tr(tid + i, 1, 2, 1) for i in range(n)])
+        tid += n
+        sizes.append(led.tree_size)
+    size = led.tree_size
+    assert size == 561
+    vkey = led.verifier_key
+    cp = note.parse_checkpoint(note.verify_note(led.checkpoint(), [note.NoteVerifier.parse(vkey)]).text)
+    assert (cp.origin, cp.size) == ("test.example/ledger", size)
+    assert cp.root_hash == led.root()
+    # The tree the ledger keeps equals an in-memory tree of its leaves.
+    leaves = [led.leaf_hash(i) for i in range(size)]
+    mem = merkle.MemoryTree(leaves)
+    assert mem.root() == cp.root_hash
+    for i in (0, 1, 255, 256, 300, 511, 512, 560):
+        proof = led.inclusion_proof(i, size)
+        assert proof == mem.inclusion_proof(i, size)
+        assert merkle.verify_inclusion(leaves[i], i, size, proof, cp.root_hash)
+        assert not merkle.verify_inclusion(leaves[i], (i + 1) % size, size, proof, cp.root_hash)
+    for old in sizes[:-1]:
+        stored = led.stored_checkpoint(old)
+        assert stored is not None
+        old_cp = note.parse_checkpoint(note.parse_note(stored).text)
+        assert old_cp.root_hash == led.root(old) == mem.root(old)
+        proof = led.consistency_proof(old, size)
+        assert merkle.verify_consistency(old, size, proof, old_cp.root_hash, cp.root_hash)
+    # The leaf is the canonical encoding of the stored transfer.
+    from ledger.codec import encode_transfer
+
+    (t,) = led.lookup_transfers([300])
+    assert led.leaf_hash(299) == merkle.leaf_hash(encode_transfer(t.as_row()))
+    with pytest.raises(merkle.ProofError):
+        led.inclusion_proof(0, size + 1)
+    assert verify_checkpoint(led.checkpoint(), vkey, [], 0).size == size
+
+
+def test_failed_transfers_are_not_leaves(led: Ledger) -> None:
+    accounts(led, 1, 2)
+    led.create_transfers([tr(1, 1, 99, 1), tr(2, 1, 2, 1, code=0)])
+    assert led.tree_size == 0
+    assert note.parse_checkpoint(note.parse_note(led.checkpoint()).text).root_hash == merkle.EMPTY_ROOT
+
+
+def test_audit_detects_tampering(led: Ledger, db_url: str) -> None:
+    accounts(led, 1, 2)
+    led.create_transfers([tr(i, 1, 2, 10) for i in range(1, 6)])
+    assert led.audit().ok
+    d = led._d
+    with led.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE ledger_transfers SET amount = 11 WHERE id = {d.ph}", (d.id_in(3),))
+    rep = led.audit()
+    assert not rep.ok
+    assert any("balances" in p for p in rep.problems) and any("leaf 2" in p for p in rep.problems)
+    with led.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE ledger_transfers SET amount = 10 WHERE id = {d.ph}", (d.id_in(3),))
+        conn.exec_driver_sql("UPDATE ledger_leaves SET leaf_hash = leaf_hash WHERE leaf_index = 0")
+    assert led.audit().ok
+    with led.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ledger_checkpoints SET note = :n"), {"n": "x\n\n— y AAAA\n"})
+    rep = led.audit()
+    assert not rep.ok and any("checkpoint" in p for p in rep.problems)
+
+
+def test_accounts_batch_statuses_persist(led: Ledger) -> None:
+    res = led.create_accounts(
+        [Account(id=1, ledger=1, code=1), Account(id=1, ledger=1, code=1), Account(id=2, ledger=0, code=1)]
+    )
+    assert [r.status for r in res] == [
+        CreateAccountStatus.CREATED,
+        CreateAccountStatus.EXISTS,
+        CreateAccountStatus.LEDGER_MUST_NOT_BE_ZERO,
+    ]
+    assert (
+        led.create_accounts([Account(id=1, ledger=1, code=2)])[0].status
+        is CreateAccountStatus.EXISTS_WITH_DIFFERENT_CODE
+    )
+    assert [a.id for a in led.lookup_accounts([1, 2])] == [1]
