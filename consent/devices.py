@@ -28,6 +28,7 @@ __all__ = [
     "get_device",
     "get_devices",
     "register_device",
+    "register_devices",
     "revoke_device",
 ]
 
@@ -145,6 +146,47 @@ def register_device(
             # ingest locks this row; make sure it exists before the first batch arrives
             insert_ignore(conn, t.subjects, [{"subject": owner, "version": 0, "updated_ns": now_ns}])
     return Device(device_id, kind, owner, public_key, client_id, reward_account_id, now_ns, None)
+
+
+def register_devices(
+    engine: sa.Engine, devices: Sequence[Device], *, serials: Sequence[str | None] = ()
+) -> None:
+    """Register many devices in one transaction (city onboarding); all or nothing."""
+    serial_of = list(serials) + [None] * (len(devices) - len(serials))
+    rows: list[dict[str, Any]] = []
+    owners: dict[str, int] = {}
+    for device, serial in zip(devices, serial_of, strict=True):
+        if len(device.public_key) != 32:
+            raise DeviceError("an Ed25519 public key is 32 bytes")
+        if (device.kind == DeviceKind.PERSONAL) != (device.owner is not None):
+            raise DeviceError("personal devices have an owner, public sensors none")
+        if device.kind == DeviceKind.PUBLIC and device.reward_account_id is not None:
+            raise DeviceError("a public city sensor earns no rewards")
+        if not 0 < len(device.device_id) <= 64:
+            raise DeviceError("device id is 1..64 characters")
+        rows.append(
+            {
+                "device_id": device.device_id,
+                "kind": device.kind.value,
+                "owner": device.owner,
+                "public_key": device.public_key,
+                "client_id": device.client_id,
+                "serial": serial,
+                "reward_account_id": device.reward_account_id,
+                "registered_ns": device.registered_ns,
+                "revoked_ns": None,
+            }
+        )
+        if device.owner is not None:
+            owners[device.owner] = device.registered_ns
+    with engine.begin() as conn:
+        for part in chunks(rows, 2_000):
+            conn.execute(sa.insert(t.devices), list(part))
+        insert_ignore(
+            conn,
+            t.subjects,
+            [{"subject": o, "version": 0, "updated_ns": ns} for o, ns in sorted(owners.items())],
+        )
 
 
 def revoke_device(engine: sa.Engine, device_id: str, *, now_ns: int) -> None:

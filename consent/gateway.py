@@ -16,8 +16,11 @@ minute and value, plus the id of the set of consent records that permitted it.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +33,8 @@ from consent.devices import Device, DeviceKind, get_devices
 from consent.minimise import DEFAULT_GRID, DistrictGrid
 from consent.policy import GrantSet, PolicyIndex
 from consent.records import MINUTE_NS
-from consent.rewards import STATE_NONE, STATE_PENDING, PaymentReport, RewardConfig, RewardPayer
-from consent.sqlutil import chunks, insert_ignore
+from consent.rewards import STATE_NONE, STATE_PENDING, Owed, PaymentReport, RewardConfig, RewardPayer
+from consent.sqlutil import chunks, insert_ignore, read_connection
 from consent.store import load_grants, subject_versions
 from consent.vocab import NON_PERSONAL, STREAMS
 from identity.sql import Clock, system_clock_ns
@@ -39,6 +42,20 @@ from identity.sql import Clock, system_clock_ns
 __all__ = ["BatchResult", "Gateway", "GatewayConfig", "PolicyCache"]
 
 MAX_BATCHES_PER_CALL = 1_000
+_READING_COLUMNS = ("unit", "stream", "category", "district", "ts_ns", "value", "grant_set_id")
+
+
+def _insert_readings_sql(paramstyle: str) -> str:
+    mark = "?" if paramstyle == "qmark" else "%s"
+    cols = ", ".join(f'"{c}"' for c in _READING_COLUMNS)
+    return f'INSERT INTO "{t.readings.name}" ({cols}) VALUES ({", ".join([mark] * len(_READING_COLUMNS))})'
+
+
+def _id_param(dialect: str) -> Callable[[int], Any]:
+    """How an Id128 value is bound by the raw driver (what `Id128` does for Core statements)."""
+    if dialect == "postgresql":
+        return lambda v: uuid.UUID(int=v)
+    return lambda v: v.to_bytes(16, "big")
 
 
 @dataclass(frozen=True)
@@ -61,8 +78,6 @@ class BatchResult:
     reward_micros: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        import uuid
-
         return {
             "batch_id": str(uuid.UUID(int=self.batch_id)),
             "device_id": self.device_id,
@@ -136,6 +151,10 @@ class Gateway:
         self.payer = payer
         self.cache = cache or PolicyCache()
         self._keys: dict[bytes, VerifyKey] = {}
+        # SQLite has one writer at a time; queue writers here instead of in SQLite's busy loop.
+        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
         self._known_sets: set[int] = set()
 
     # -- edge checks --------------------------------------------------------------------------
@@ -179,12 +198,16 @@ class Gateway:
         """
         if not 0 < len(signed) <= MAX_BATCHES_PER_CALL:
             raise InvalidBatch(f"1..{MAX_BATCHES_PER_CALL} batches per call")
-        with self.engine.begin() as conn:
+        # Edge checks (parse, device lookup, signature) need no write transaction.
+        with read_connection(self.engine) as conn:
             prepared = self._prepare(conn, signed, device_id)
+        with self._write_lock, self.engine.begin() as conn:
+            if self.payer is not None:
+                self.payer.flush_marks(conn)
             results, owed, new_sets = self._store(conn, prepared)
         self._known_sets.update(new_sets)  # only once they are committed
         if owed and self.payer is not None:
-            self.payer.pay(owed)
+            self.payer.pay_owed(owed)
         return results
 
     def pay_pending(self) -> PaymentReport | None:
@@ -193,7 +216,7 @@ class Gateway:
 
     def _store(
         self, conn: sa.Connection, prepared: list[_Prepared]
-    ) -> tuple[list[BatchResult], list[int], list[int]]:
+    ) -> tuple[list[BatchResult], list[Owed], list[int]]:
         ids = [p.batch.batch_id for p in prepared]
         existing: dict[int, BatchResult] = {}
         for part in chunks(ids):
@@ -222,14 +245,15 @@ class Gateway:
         for owner in owners:
             versions.setdefault(owner, -1)  # no consent state yet: nothing is permitted
 
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         new_sets: dict[int, GrantSet] = {}
+        set_param = _id_param(conn.dialect.name)
         with self.cache.lock:
             self.cache.refresh(conn, versions)
             now = self.clock()
             horizon = now + self.config.max_future_skew_ns
             for p in fresh:
-                self._decide(p, horizon, rows, new_sets)
+                self._decide(p, horizon, rows, new_sets, set_param)
 
         if new_sets:
             insert_ignore(
@@ -238,10 +262,11 @@ class Gateway:
                 [{"set_id": s.set_id, "record_id": r} for s in new_sets.values() for r in s.record_ids],
             )
         if rows:
-            conn.execute(sa.insert(t.readings), rows)
+            # the hot insert: raw DBAPI executemany of prepared tuples (no per-row ORM/Core work)
+            conn.exec_driver_sql(_insert_readings_sql(conn.dialect.paramstyle), rows)
 
         results: list[BatchResult] = []
-        owed: list[int] = []
+        owed: list[Owed] = []
         batch_rows: list[dict[str, Any]] = []
         count_rows: list[dict[str, Any]] = []
         rewards = self.config.rewards
@@ -254,6 +279,10 @@ class Gateway:
             for category, c in sorted(p.counts.items()):
                 amount = rewards.amount(category, c.accepted) if rewards is not None and payable else 0
                 reward_total += amount
+                if amount and p.device.reward_account_id is not None:
+                    owed.append(
+                        Owed(p.batch.batch_id, category, c.accepted, amount, p.device.reward_account_id)
+                    )
                 count_rows.append(
                     {
                         "batch_id": p.batch.batch_id,
@@ -267,8 +296,6 @@ class Gateway:
                         "reward_attempt": 0,
                     }
                 )
-            if reward_total:
-                owed.append(p.batch.batch_id)
             n = len(p.batch.readings)
             batch_rows.append(
                 {
@@ -305,8 +332,9 @@ class Gateway:
         self,
         p: _Prepared,
         horizon: int,
-        rows: list[dict[str, Any]],
+        rows: list[tuple[Any, ...]],
         new_sets: dict[int, GrantSet],
+        set_param: Any,
     ) -> None:
         """Decide, minimise and collect the rows of one batch (under the cache lock)."""
         device = p.device
@@ -317,41 +345,40 @@ class Gateway:
         known = self._known_sets
         counts = p.counts
         streams = STREAMS
-        deciders: dict[str, Any] = {}
+        tables: dict[str, tuple[list[int], list[GrantSet | None]] | None] = {}
         append = rows.append
-        for r in p.batch.readings:
-            category = streams[r.stream]
+        bisect_right = bisect.bisect_right
+        db_sets: dict[int, Any] = {}
+        for stream, ts, value, lat, lon in p.batch.readings:
+            category = streams[stream]
             c = counts.get(category)
             if c is None:
                 c = counts[category] = _Counts()
-            ts = r.ts_ns
             if ts > horizon:
                 c.future += 1
                 continue
             minute = ts - ts % MINUTE_NS
-            set_id: int | None = None
+            db_set: Any = None
             if not public:
-                if category in deciders:
-                    decider = deciders[category]
+                if category in tables:
+                    table = tables[category]
                 else:
-                    decider = deciders[category] = index.decider(unit, category)
-                grant_set = decider.lookup(minute) if decider is not None else None
+                    decider = index.decider(unit, category)
+                    table = tables[category] = None if decider is None else (decider.bounds, decider.sets)
+                grant_set = None
+                if table is not None:
+                    bounds, sets = table
+                    i = bisect_right(bounds, minute) - 1
+                    if 0 <= i < len(sets):
+                        grant_set = sets[i]
                 if grant_set is None:
                     c.no_consent += 1
                     continue
                 set_id = grant_set.set_id
-                if set_id not in known and set_id not in new_sets:
-                    new_sets[set_id] = grant_set
-            district = district_of(r.lat, r.lon)
+                db_set = db_sets.get(set_id)
+                if db_set is None:
+                    if set_id not in known and set_id not in new_sets:
+                        new_sets[set_id] = grant_set
+                    db_set = db_sets[set_id] = set_param(set_id)
             c.accepted += 1
-            append(
-                {
-                    "unit": unit,
-                    "stream": r.stream,
-                    "category": category,
-                    "district": district,
-                    "ts_ns": minute,
-                    "value": r.value,
-                    "grant_set_id": set_id,
-                }
-            )
+            append((unit, stream, category, district_of(lat, lon), minute, value, db_set))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from consent.records import MINUTE_NS
@@ -35,6 +35,8 @@ class DistrictGrid:
     rows: int
     cols: int
     names: tuple[str, ...]  # row-major, row 0 = northernmost
+    _row_scale: float = field(init=False, repr=False, compare=False, default=0.0)
+    _col_scale: float = field(init=False, repr=False, compare=False, default=0.0)
 
     def __post_init__(self) -> None:
         if not (self.lat_min < self.lat_max and self.lon_min < self.lon_max):
@@ -45,6 +47,8 @@ class DistrictGrid:
             raise ValueError("district names must be unique and not the outside marker")
         if any(not n or len(n) > 64 for n in self.names):
             raise ValueError("district names are 1..64 characters")
+        object.__setattr__(self, "_row_scale", self.rows / (self.lat_max - self.lat_min))
+        object.__setattr__(self, "_col_scale", self.cols / (self.lon_max - self.lon_min))
 
     @property
     def districts(self) -> tuple[str, ...]:
@@ -53,9 +57,13 @@ class DistrictGrid:
     def district_of(self, lat: float, lon: float) -> str:
         if not (self.lat_min <= lat < self.lat_max and self.lon_min <= lon < self.lon_max):
             return OUTSIDE
-        row = int((self.lat_max - lat) / (self.lat_max - self.lat_min) * self.rows)
-        col = int((lon - self.lon_min) / (self.lon_max - self.lon_min) * self.cols)
-        return self.names[min(row, self.rows - 1) * self.cols + min(col, self.cols - 1)]
+        row = int((self.lat_max - lat) * self._row_scale)
+        col = int((lon - self.lon_min) * self._col_scale)
+        if row >= self.rows:  # float rounding at the edges
+            row = self.rows - 1
+        if col >= self.cols:
+            col = self.cols - 1
+        return self.names[row * self.cols + col]
 
     def centre_of(self, district: str) -> tuple[float, float]:
         """The centre point of a district (for demos and tests)."""

@@ -13,6 +13,7 @@ Rewards stop at withdrawal because only readings accepted under an active consen
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from ledger.types import BATCH_MAX, CreateTransferResult, CreateTransferStatus, 
 
 __all__ = [
     "REWARD_CODE",
+    "Owed",
     "PaymentReport",
     "RewardConfig",
     "RewardPayer",
@@ -78,50 +80,81 @@ class PaymentReport:
     failed: dict[str, int] = field(default_factory=dict)  # status name -> count (retried later)
 
 
+@dataclass(frozen=True)
+class Owed:
+    """One reward owed: a (batch, category) row of `consent_batch_counts` and where to pay it."""
+
+    batch_id: int
+    category: str
+    accepted: int
+    amount: int
+    account: int
+    attempt: int = 0
+
+
 class RewardPayer:
-    """Pays owed rewards through a ledger; safe to call any number of times."""
+    """Pays owed rewards through a ledger; safe to call any number of times, from any thread.
+
+    After the ledger answers, the rows are marked paid (or moved to their next attempt when the
+    id failed for good). Marks are queued and written by the next ingest transaction
+    (`flush_marks`) or by the sweeper (`pay`): a mark lost in a crash only means the sweeper
+    sends the same transfer again and the ledger answers EXISTS.
+    """
 
     def __init__(self, engine: sa.Engine, sink: TransferSink, config: RewardConfig) -> None:
         self.engine = engine
         self.sink = sink
         self.config = config
+        self._lock = threading.Lock()
+        self._paid: list[Owed] = []
+        self._burnt: list[Owed] = []
 
     def pay(self, batch_ids: Sequence[int] | None = None) -> PaymentReport:
-        """Pay pending rewards (of the given batches, or all pending ones)."""
+        """Sweep: pay every pending reward (of the given batches, or all) and write the marks."""
+        with self.engine.begin() as conn:
+            self.flush_marks(conn)
+        report = self.pay_owed(self._pending(batch_ids))
+        with self.engine.begin() as conn:
+            self.flush_marks(conn)
+        return report
+
+    def pay_owed(self, owed: Sequence[Owed]) -> PaymentReport:
+        """Send the transfers for these rewards now; their marks are queued."""
         report = PaymentReport()
-        owed = self._pending(batch_ids)
         for part in chunks(owed, BATCH_MAX):
             transfers = [
                 Transfer(
-                    id=reward_transfer_id(row["batch_id"], row["category"], row["attempt"]),
+                    id=reward_transfer_id(o.batch_id, o.category, o.attempt),
                     debit_account_id=self.config.incentive_account_id,
-                    credit_account_id=row["account"],
-                    amount=row["amount"],
-                    user_data_128=row["batch_id"],
-                    user_data_64=row["accepted"],
+                    credit_account_id=o.account,
+                    amount=o.amount,
+                    user_data_128=o.batch_id,
+                    user_data_64=o.accepted,
                     ledger=self.config.ledger,
                     code=self.config.code,
                 )
-                for row in part
+                for o in part
             ]
             results = self.sink.create_transfers(transfers)
             if len(results) != len(transfers):
                 raise RuntimeError("ledger returned a result count that does not match the batch")
-            paid: list[dict[str, Any]] = []
-            burnt: list[dict[str, Any]] = []
-            for row, result in zip(part, results, strict=True):
+            paid: list[Owed] = []
+            burnt: list[Owed] = []
+            for o, result in zip(part, results, strict=True):
                 if result.status in _PAID_STATUSES:
-                    paid.append(row)
+                    paid.append(o)
                     report.paid += 1
-                    report.paid_micros += row["amount"]
+                    report.paid_micros += o.amount
                 else:
-                    burnt.append(row)
+                    burnt.append(o)
                     name = result.status.name
                     report.failed[name] = report.failed.get(name, 0) + 1
-            self._mark(paid, burnt)
+            with self._lock:
+                self._paid.extend(paid)
+                self._burnt.extend(burnt)
         return report
 
-    def _pending(self, batch_ids: Sequence[int] | None) -> list[dict[str, Any]]:
+    def _pending(self, batch_ids: Sequence[int] | None) -> list[Owed]:
         bc, dev, b = t.batch_counts, t.devices, t.batches
         stmt = (
             sa.select(
@@ -145,41 +178,38 @@ class RewardPayer:
                 for part in chunks(list(batch_ids)):
                     rows.extend(conn.execute(stmt.where(bc.c.batch_id.in_(part))))
         return [
-            {
-                "batch_id": r.batch_id,
-                "category": r.category,
-                "accepted": r.accepted,
-                "amount": r.reward_micros,
-                "attempt": r.reward_attempt,
-                "account": r.reward_account_id,
-            }
+            Owed(r.batch_id, r.category, r.accepted, r.reward_micros, r.reward_account_id, r.reward_attempt)
             for r in rows
         ]
 
-    def _mark(self, paid: Sequence[dict[str, Any]], burnt: Sequence[dict[str, Any]]) -> None:
+    def flush_marks(self, conn: sa.Connection) -> None:
+        """Write queued marks inside the caller's transaction."""
+        with self._lock:
+            paid, burnt = self._paid, self._burnt
+            self._paid, self._burnt = [], []
         if not paid and not burnt:
             return
         bc = t.batch_counts
-        with self.engine.begin() as conn:
-            for row in paid:
+        key = (
+            bc.c.batch_id == sa.bindparam("b"),
+            bc.c.category == sa.bindparam("c"),
+            bc.c.reward_attempt == sa.bindparam("a"),
+            bc.c.reward_state == STATE_PENDING,
+        )
+        try:
+            if paid:
                 conn.execute(
-                    sa.update(bc)
-                    .where(
-                        bc.c.batch_id == row["batch_id"],
-                        bc.c.category == row["category"],
-                        bc.c.reward_attempt == row["attempt"],
-                    )
-                    .values(reward_state=STATE_PAID)
+                    sa.update(bc).where(*key).values(reward_state=STATE_PAID),
+                    [{"b": o.batch_id, "c": o.category, "a": o.attempt} for o in paid],
                 )
-            for row in burnt:
+            if burnt:
                 # the id failed for good; the next attempt uses a fresh id
                 conn.execute(
-                    sa.update(bc)
-                    .where(
-                        bc.c.batch_id == row["batch_id"],
-                        bc.c.category == row["category"],
-                        bc.c.reward_attempt == row["attempt"],
-                        bc.c.reward_state == STATE_PENDING,
-                    )
-                    .values(reward_attempt=row["attempt"] + 1)
+                    sa.update(bc).where(*key).values(reward_attempt=sa.bindparam("a2")),
+                    [{"b": o.batch_id, "c": o.category, "a": o.attempt, "a2": o.attempt + 1} for o in burnt],
                 )
+        except BaseException:
+            with self._lock:  # not written: keep them for the next transaction
+                self._paid[:0] = paid
+                self._burnt[:0] = burnt
+            raise

@@ -15,7 +15,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -120,11 +120,12 @@ def bump_subjects(conn: sa.Connection, subjects: Iterable[str], now_ns: int) -> 
     """Create-if-missing and bump the version of each subject's consent state (locks the rows)."""
     ordered = sorted(set(subjects))
     insert_ignore(conn, t.subjects, [{"subject": s, "version": 0, "updated_ns": now_ns} for s in ordered])
-    for subject in ordered:
+    if ordered:
         conn.execute(
             sa.update(t.subjects)
-            .where(t.subjects.c.subject == subject)
-            .values(version=t.subjects.c.version + 1, updated_ns=now_ns)
+            .where(t.subjects.c.subject == sa.bindparam("s"))
+            .values(version=t.subjects.c.version + 1, updated_ns=now_ns),
+            [{"s": s} for s in ordered],
         )
 
 
@@ -178,6 +179,51 @@ def load_grants(conn: sa.Connection, subjects: Sequence[str]) -> dict[str, list[
                 )
             )
     return out
+
+
+@dataclass
+class _Writes:
+    """Rows queued by one consent transaction, written with one executemany per table."""
+
+    log: eventlog.LogAppender
+    records: list[dict[str, Any]] = field(default_factory=list)
+    scopes: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    grants: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    regrant: list[int] = field(default_factory=list)
+
+    def flush(self, conn: sa.Connection) -> None:
+        if self.records:
+            conn.execute(sa.insert(t.records), self.records)
+        if self.scopes:
+            conn.execute(sa.insert(t.scopes), self.scopes)
+        if self.events:
+            conn.execute(sa.insert(t.events), self.events)
+        if self.updates:
+            conn.execute(
+                sa.update(t.records)
+                .where(t.records.c.record_id == sa.bindparam("rid"))
+                .values(
+                    status=sa.bindparam("st"),
+                    status_ns=sa.bindparam("st_ns"),
+                    current_until_ns=sa.bindparam("until"),
+                ),
+                self.updates,
+            )
+        for part in chunks(self.regrant):
+            conn.execute(sa.delete(t.grants).where(t.grants.c.record_id.in_(part)))
+        if self.grants:
+            conn.execute(sa.insert(t.grants), self.grants)
+        self.log.flush()
+        self.records, self.scopes, self.events, self.grants, self.updates, self.regrant = (
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+        )
 
 
 class ConsentStore:
@@ -244,15 +290,15 @@ class ConsentStore:
                 )
             ).all()
             bump_subjects(conn, [r.subject for r in due], now)
-            log = eventlog.open_for_append(conn)
+            writes = _Writes(eventlog.open_for_append(conn))
             out: list[EventReceipt] = []
             for row in due:
                 state = self._load_state(conn, row.record_id)
                 if state is None or state.status is None or not state.status.permits_processing:
                     continue
                 events = [ConsentEvent(Status.EXPIRED, state.valid_until_ns)]
-                out.extend(self._append(conn, state, events, log))
-            log.flush()
+                out.extend(self._append(writes, state, events, new=False))
+            writes.flush(conn)
             return out
 
     def change_notice(self, *, controller: str, notice_id: str, notice: Notice) -> list[EventReceipt]:
@@ -290,14 +336,12 @@ class ConsentStore:
             todo = [r for r in stale if r.record_id not in already]
             bump_subjects(conn, [r.subject for r in todo], now)
             now = self.clock()
-            log = eventlog.open_for_append(conn)
+            writes = _Writes(eventlog.open_for_append(conn))
             out: list[EventReceipt] = []
             for row in todo:
                 terms = _terms_from_row(row).with_notice(notice)
-                out.extend(
-                    self._insert_new(conn, terms, Status.REQUESTED, now, log, supersedes=row.record_id)
-                )
-            log.flush()
+                out.extend(self._insert_new(writes, terms, Status.REQUESTED, now, supersedes=row.record_id))
+            writes.flush(conn)
             return out
 
     # -- reads --------------------------------------------------------------------------------
@@ -348,63 +392,53 @@ class ConsentStore:
         with self.engine.begin() as conn:
             bump_subjects(conn, [terms.subject for terms in terms_list], self.clock())
             now = self.clock()
-            log = eventlog.open_for_append(conn)
+            writes = _Writes(eventlog.open_for_append(conn))
             out: list[EventReceipt] = []
             for terms in terms_list:
                 if terms.valid_until_ns <= now:
                     raise InvalidRecord("the validity period has already ended")
-                out.extend(self._insert_new(conn, terms, status, now, log, supersedes=supersedes))
-            log.flush()
+                out.extend(self._insert_new(writes, terms, status, now, supersedes=supersedes))
+            writes.flush(conn)
             return out
 
     def _insert_new(
-        self,
-        conn: sa.Connection,
-        terms: ConsentTerms,
-        status: Status,
-        now: int,
-        log: eventlog.LogAppender,
-        *,
-        supersedes: int | None,
+        self, writes: _Writes, terms: ConsentTerms, status: Status, now: int, *, supersedes: int | None
     ) -> list[EventReceipt]:
         record_id = _new_record_id()
         state = RecordState(record_id, terms)
         events = plan_transition(state, status, now)
-        conn.execute(
-            sa.insert(t.records).values(
-                record_id=record_id,
-                schema_version=terms.schema_version,
-                subject=terms.subject,
-                controller=terms.controller,
-                notice_id=terms.notice.notice_id,
-                notice_version=terms.notice.version,
-                notice_sha256=terms.notice.content_sha256,
-                language=terms.language,
-                purposes=_json_list(terms.purposes),
-                categories=_json_list(terms.categories),
-                recipients=_json_list(terms.recipients),
-                legal_basis=terms.legal_basis,
-                jurisdiction=terms.jurisdiction,
-                retention_s=terms.retention_s,
-                withdrawal_method=terms.withdrawal_method,
-                valid_from_ns=terms.valid_from_ns,
-                valid_until_ns=terms.valid_until_ns,
-                current_until_ns=terms.valid_until_ns,
-                status=status.value,
-                status_ns=now,
-                created_ns=now,
-                supersedes=supersedes,
-            )
+        writes.records.append(
+            {
+                "record_id": record_id,
+                "schema_version": terms.schema_version,
+                "subject": terms.subject,
+                "controller": terms.controller,
+                "notice_id": terms.notice.notice_id,
+                "notice_version": terms.notice.version,
+                "notice_sha256": terms.notice.content_sha256,
+                "language": terms.language,
+                "purposes": _json_list(terms.purposes),
+                "categories": _json_list(terms.categories),
+                "recipients": _json_list(terms.recipients),
+                "legal_basis": terms.legal_basis,
+                "jurisdiction": terms.jurisdiction,
+                "retention_s": terms.retention_s,
+                "withdrawal_method": terms.withdrawal_method,
+                "valid_from_ns": terms.valid_from_ns,
+                "valid_until_ns": terms.valid_until_ns,
+                "current_until_ns": terms.valid_until_ns,
+                "status": status.value,
+                "status_ns": now,
+                "created_ns": now,
+                "supersedes": supersedes,
+            }
         )
-        conn.execute(
-            sa.insert(t.scopes),
-            [
-                {"record_id": record_id, "recipient": r, "purpose": p}
-                for r in sorted(terms.recipients)
-                for p in sorted(terms.purposes)
-            ],
+        writes.scopes.extend(
+            {"record_id": record_id, "recipient": r, "purpose": p}
+            for r in sorted(terms.recipients)
+            for p in sorted(terms.purposes)
         )
-        return self._append(conn, state, events, log)
+        return self._append(writes, state, events, new=True)
 
     def _transition(
         self,
@@ -427,9 +461,9 @@ class ConsentStore:
             if state is None:
                 raise ConsentNotFound("no such consent record")
             events = plan_transition(state, status, now, valid_until_ns=valid_until_ns, notice=notice)
-            log = eventlog.open_for_append(conn)
-            out = self._append(conn, state, events, log)
-            log.flush()
+            writes = _Writes(eventlog.open_for_append(conn))
+            out = self._append(writes, state, events, new=False)
+            writes.flush(conn)
             return out
 
     def _load_state(self, conn: sa.Connection, record_id: int) -> RecordState | None:
@@ -448,13 +482,11 @@ class ConsentStore:
         )
 
     def _append(
-        self,
-        conn: sa.Connection,
-        state: RecordState,
-        new_events: Sequence[ConsentEvent],
-        log: eventlog.LogAppender,
+        self, writes: _Writes, state: RecordState, new_events: Sequence[ConsentEvent], *, new: bool
     ) -> list[EventReceipt]:
+        """Queue the events of one record: receipt, log leaf, event row, state and grants."""
         out: list[EventReceipt] = []
+        log = writes.log
         for event in new_events:
             state = apply_event(state, event)
             receipt_id = str(uuid.uuid4())
@@ -482,34 +514,35 @@ class ConsentStore:
                     "receipt_sha256": hashlib.sha256(jws.encode()).hexdigest(),
                 }
             )
-            conn.execute(
-                sa.insert(t.events).values(
-                    record_id=state.record_id,
-                    subject=state.terms.subject,
-                    status=event.status.value,
-                    at_ns=event.at_ns,
-                    valid_until_ns=event.valid_until_ns,
-                    log_index=size,
-                    leaf=leaf,
-                    receipt_id=receipt_id,
-                    receipt_jws=jws,
-                )
+            writes.events.append(
+                {
+                    "record_id": state.record_id,
+                    "subject": state.terms.subject,
+                    "status": event.status.value,
+                    "at_ns": event.at_ns,
+                    "valid_until_ns": event.valid_until_ns,
+                    "log_index": size,
+                    "leaf": leaf,
+                    "receipt_id": receipt_id,
+                    "receipt_jws": jws,
+                }
             )
             log.append(leaf)
             out.append(EventReceipt(state.record_id, event.status, event.at_ns, size, receipt_id, jws))
         last = state.events[-1]
-        conn.execute(
-            sa.update(t.records)
-            .where(t.records.c.record_id == state.record_id)
-            .values(status=last.status.value, status_ns=last.at_ns, current_until_ns=state.valid_until_ns)
-        )
-        conn.execute(sa.delete(t.grants).where(t.grants.c.record_id == state.record_id))
-        intervals = grant_intervals(state)
-        if intervals:
-            conn.execute(
-                sa.insert(t.grants),
-                [{"record_id": state.record_id, "start_ns": s, "end_ns": e} for s, e in intervals],
+        if not new:
+            writes.updates.append(
+                {
+                    "rid": state.record_id,
+                    "st": last.status.value,
+                    "st_ns": last.at_ns,
+                    "until": state.valid_until_ns,
+                }
             )
+            writes.regrant.append(state.record_id)
+        writes.grants.extend(
+            {"record_id": state.record_id, "start_ns": s, "end_ns": e} for s, e in grant_intervals(state)
+        )
         return out
 
     def _views(self, conn: sa.Connection, stmt: sa.Select[Any]) -> list[RecordView]:

@@ -1,0 +1,376 @@
+"""Consent benchmark: signed sensor batches through policy, minimisation, storage and rewards.
+
+Workload (defaults): 1,000,000 readings from 10,000 personal devices (two per citizen) of 5,000
+citizens, on an embedded SQLite file (WAL, synchronous=FULL), repeated for 1,000, 10,000 and
+100,000 consent records. Consents are mixed: 1-3 of the five personal categories, 1-2 purposes,
+1-2 of four agencies; 80 % cover the whole reading window, 10 % expire in its middle, 10 % start
+in its middle, and 1 % are withdrawn in its middle. Each device sends one signed batch of 100
+readings over one hour of timestamps; batches are signed before the clock starts (that is the
+device's work) and ingested 50 per call (one transaction, group commit). The measured time
+covers signature verification, parsing, the consent decision per reading, minimisation, bulk
+storage, drop counting and the reward transfers paid through the ledger (same database).
+
+Policy figures: the in-memory index (`PolicyIndex`) against a naive baseline that asks the
+database once per reading (`SELECT ... FROM consent_records JOIN consent_grants WHERE subject
+AND category AND interval`), measured on the same sample of readings at each consent count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from nacl.signing import SigningKey
+
+from consent import tables as t
+from consent.batches import Batch, Reading, SignedBatch, sign_batch
+from consent.devices import Device, DeviceKind, register_devices
+from consent.gateway import Gateway, GatewayConfig, PolicyCache
+from consent.minimise import DEFAULT_GRID
+from consent.policy import bucket_of
+from consent.receipts import ReceiptSigner
+from consent.records import MINUTE_NS, ConsentTerms, Notice
+from consent.rewards import RewardConfig, RewardPayer
+from consent.store import ConsentStore
+from consent.tables import create_schema
+from consent.vocab import STREAMS
+from identity.sql import open_engine
+from ledger import Account, Ledger
+
+HOUR = 3_600 * 10**9
+DAY = 24 * HOUR
+T0 = 1_800_000_000 * 10**9
+WINDOW_START = T0 + HOUR  # readings are stamped in [WINDOW_START, WINDOW_START + 1 h)
+INGEST_AT = T0 + 3 * HOUR
+CATEGORIES = [
+    "pd:Location",
+    "pd:VehicleUsage",
+    "pd:TravelHistory",
+    "cvx:HouseholdEnergyUse",
+    "cvx:HomeAirQuality",
+]
+PURPOSES = ["dpv:PublicBenefit", "dpv:ServiceProvision", "dpv:ResearchAndDevelopment"]
+AGENCIES = ["transport-agency", "energy-agency", "environment-agency", "research-institute"]
+DEVICE_STREAMS = [
+    ["vehicle.location", "vehicle.speed_kmh", "ev.charge_kwh"],
+    ["home.energy_kwh", "home.air_pm25", "home.air_co2_ppm"],
+    ["phone.location", "transit.tap"],
+]
+RATES = {
+    "pd:Location": 20,
+    "pd:VehicleUsage": 10,
+    "pd:TravelHistory": 30,
+    "cvx:HouseholdEnergyUse": 5,
+    "cvx:HomeAirQuality": 5,
+}
+NOTICE = Notice("https://civitas.city/notices/sensors", "1", "0" * 64)
+CITY_ACCOUNT = 1
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _terms(rng: random.Random, subject: str) -> ConsentTerms:
+    kind = rng.random()
+    valid_from, valid_until = T0, T0 + 30 * DAY
+    if kind < 0.10:
+        valid_until = WINDOW_START + HOUR // 2  # expires in the middle of the window
+    elif kind < 0.20:
+        valid_from = WINDOW_START + HOUR // 2  # starts in the middle
+    return ConsentTerms(
+        subject=subject,
+        controller="city-of-civitas",
+        notice=NOTICE,
+        language="en",
+        purposes=frozenset(rng.sample(PURPOSES, rng.randint(1, 2))),
+        categories=frozenset(rng.sample(CATEGORIES, rng.randint(1, 3))),
+        recipients=frozenset(rng.sample(AGENCIES, rng.randint(1, 2))),
+        jurisdiction="EU",
+        retention_s=90 * 86_400,
+        withdrawal_method="wallet app",
+        valid_from_ns=valid_from,
+        valid_until_ns=valid_until,
+    )
+
+
+def _device_key(i: int) -> SigningKey:
+    return SigningKey(i.to_bytes(4, "big") * 8)
+
+
+def make_batches(n_devices: int, n_readings: int, seed: int) -> list[SignedBatch]:
+    rng = random.Random(seed)
+    per_device = n_readings // n_devices
+    out: list[SignedBatch] = []
+    districts = [DEFAULT_GRID.centre_of(d) for d in DEFAULT_GRID.names]
+    for d in range(n_devices):
+        streams = DEVICE_STREAMS[d % len(DEVICE_STREAMS)]
+        lat, lon = districts[d % len(districts)]
+        items = tuple(
+            Reading(
+                streams[i % len(streams)],
+                WINDOW_START + rng.randrange(HOUR),
+                round(rng.uniform(0, 100), 3),
+                lat + rng.uniform(-0.01, 0.01),
+                lon + rng.uniform(-0.01, 0.01),
+            )
+            for i in range(per_device)
+        )
+        out.append(
+            sign_batch(
+                Batch(uuid.UUID(int=rng.getrandbits(128)).int, f"dev-{d}", INGEST_AT, items), _device_key(d)
+            )
+        )
+    return out
+
+
+def _setup(
+    path: Path, n_citizens: int, n_devices: int, n_consents: int, seed: int
+) -> tuple[sa.Engine, Ledger, float]:
+    rng = random.Random(seed)
+    engine = open_engine(f"sqlite:///{path}")
+
+    @sa.event.listens_for(engine, "connect")
+    def _cache_size(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache, as the ledger uses
+        cur.close()
+
+    create_schema(engine)
+    clock = Clock(T0)
+    ledger = Ledger(engine, clock=clock)
+    accounts = [Account(id=CITY_ACCOUNT, ledger=1, code=1)] + [
+        Account(id=100 + c, ledger=1, code=2) for c in range(n_citizens)
+    ]
+    for i in range(0, len(accounts), 8_000):
+        ledger.create_accounts(accounts[i : i + 8_000])
+    register_devices(
+        engine,
+        [
+            Device(
+                device_id=f"dev-{d}",
+                kind=DeviceKind.PERSONAL,
+                owner=f"citizen-{d % n_citizens}",
+                public_key=bytes(_device_key(d).verify_key),
+                client_id=None,
+                reward_account_id=100 + d % n_citizens,
+                registered_ns=T0,
+                revoked_ns=None,
+            )
+            for d in range(n_devices)
+        ],
+        serials=[f"SN{d:08d}" for d in range(n_devices)],
+    )
+    store = ConsentStore(
+        engine, signer=ReceiptSigner(SigningKey(b"\x01" * 32), "did:key:bench#bench"), clock=clock
+    )
+    t0 = time.perf_counter()
+    given = []
+    pending = [_terms(rng, f"citizen-{rng.randrange(n_citizens)}") for _ in range(n_consents)]
+    for i in range(0, len(pending), 2_000):
+        given += store.give_many(pending[i : i + 2_000])
+    clock.now = WINDOW_START + HOUR // 2
+    for receipt in rng.sample(given, max(1, n_consents // 100)):
+        view = store.get(receipt.record_id)
+        if view.terms.valid_until_ns > clock.now:
+            store.withdraw(receipt.record_id, subject=view.terms.subject)
+    consent_setup_s = time.perf_counter() - t0
+    return engine, ledger, consent_setup_s
+
+
+def _policy_figures(
+    engine: sa.Engine, batches: list[SignedBatch], n_citizens: int, sample: int
+) -> dict[str, float]:
+    """Index decisions/s vs one SQL query per reading, on the same readings."""
+    readings: list[tuple[str, str, int]] = []
+    for s in batches:
+        b = s.parse_unverified()
+        owner = f"citizen-{int(b.device_id.split('-')[1]) % n_citizens}"
+        readings += [(owner, STREAMS[r.stream], r.ts_ns) for r in b.readings]
+        if len(readings) >= sample:
+            break
+    cache = PolicyCache()
+    with engine.connect() as conn:
+        t0 = time.perf_counter()
+        cache.warm(conn)
+        load_s = time.perf_counter() - t0
+    index = cache.index
+    t0 = time.perf_counter()
+    hits_index = sum(1 for s, c, ts in readings if index.decide(s, c, ts) is not None)
+    index_s = time.perf_counter() - t0
+    rec, g = t.records, t.grants
+    naive = (
+        sa.select(rec.c.record_id)
+        .join(g, g.c.record_id == rec.c.record_id)
+        .where(
+            rec.c.subject == sa.bindparam("s"),
+            rec.c.categories.contains(sa.bindparam("c")),
+            g.c.start_ns <= sa.bindparam("m"),
+            g.c.end_ns >= sa.bindparam("e"),
+        )
+    )
+    few = readings[: max(1, len(readings) // 10)]
+    with engine.connect() as conn:
+        t0 = time.perf_counter()
+        hits_naive = 0
+        for s, c, ts in few:
+            m = bucket_of(ts)
+            if conn.execute(naive, {"s": s, "c": f'"{c}"', "m": m, "e": m + MINUTE_NS}).first() is not None:
+                hits_naive += 1
+        naive_s = time.perf_counter() - t0
+    hits_index_few = sum(1 for s, c, ts in few if index.decide(s, c, ts) is not None)
+    if hits_index_few != hits_naive:
+        raise SystemExit(f"index and naive policy disagree: {hits_index_few} != {hits_naive}")
+    return {
+        "index_decisions_per_s": len(readings) / index_s,
+        "index_ns_per_decision": index_s / len(readings) * 1e9,
+        "naive_decisions_per_s": len(few) / naive_s,
+        "index_load_s": load_s,
+        "permitted_share": hits_index / len(readings),
+    }
+
+
+def run_level(
+    workdir: Path,
+    n_consents: int,
+    n_citizens: int,
+    n_devices: int,
+    batches: list[SignedBatch],
+    per_call: int,
+    threads: int,
+    seed: int,
+) -> dict[str, Any]:
+    path = workdir / f"consent-{n_consents}.db"
+    engine, ledger, consent_setup_s = _setup(path, n_citizens, n_devices, n_consents, seed)
+    policy = _policy_figures(engine, batches, n_citizens, 200_000)
+    rewards = RewardConfig(incentive_account_id=CITY_ACCOUNT, rates_micros=RATES)
+    gateway = Gateway(
+        engine,
+        clock=Clock(INGEST_AT),
+        config=GatewayConfig(rewards=rewards),
+        payer=RewardPayer(engine, ledger, rewards),
+    )
+    total = sum(len(s.parse_unverified().readings) for s in batches)
+    groups = [batches[i : i + per_call] for i in range(0, len(batches), per_call)]
+
+    def call(group: list[SignedBatch]) -> tuple[int, int, float]:
+        c0 = time.perf_counter()
+        results = gateway.ingest(group)
+        return sum(r.accepted for r in results), sum(r.dropped for r in results), time.perf_counter() - c0
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        outcomes = list(pool.map(call, groups))
+    gateway.pay_pending()  # writes the last queued reward marks (and pays anything left)
+    elapsed = time.perf_counter() - t0
+    accepted = sum(o[0] for o in outcomes)
+    dropped = sum(o[1] for o in outcomes)
+    call_s = [o[2] for o in outcomes]
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(t.readings)).scalar_one()
+        unpaid = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.batch_counts)
+            .where(t.batch_counts.c.reward_state == "pending")
+        ).scalar_one()
+    if stored != accepted or accepted + dropped != total or unpaid:
+        raise SystemExit(
+            f"inconsistent run: stored={stored} accepted={accepted} dropped={dropped} unpaid={unpaid}"
+        )
+    (city,) = ledger.lookup_accounts([CITY_ACCOUNT])
+    engine.dispose()
+    return {
+        "consents": n_consents,
+        "readings": total,
+        "accepted": accepted,
+        "dropped": dropped,
+        "seconds": elapsed,
+        "readings_per_s": total / elapsed,
+        "call_p50_ms": statistics.median(call_s) * 1e3,
+        "rewards_paid_micros": city.debits_posted,
+        "consent_setup_s": consent_setup_s,
+        **policy,
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench consent", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument("--readings", type=int, default=1_000_000)
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--citizens", type=int, default=5_000)
+    parser.add_argument(
+        "--consents", default="1000,10000,100000", help="comma-separated consent record counts"
+    )
+    parser.add_argument("--per-call", type=int, default=50, help="batches per ingest call (one transaction)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="concurrent ingest callers (like server workers)"
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.readings, args.devices, args.citizens, args.consents = 20_000, 200, 100, "100,1000"
+    levels = [int(x) for x in args.consents.split(",") if x]
+
+    t0 = time.perf_counter()
+    batches = make_batches(args.devices, args.readings, args.seed)
+    print(
+        f"signed {len(batches)} device batches ({args.readings} readings) in {time.perf_counter() - t0:.1f} s"
+    )
+    results = []
+    with tempfile.TemporaryDirectory(prefix="civitas-bench-consent-") as tmp:
+        for n in levels:
+            r = run_level(
+                Path(tmp), n, args.citizens, args.devices, batches, args.per_call, args.threads, args.seed
+            )
+            results.append(r)
+            print(
+                f"consents={n:>7}: {r['readings_per_s']:>9,.0f} readings/s end-to-end "
+                f"({r['accepted']:,} accepted, {r['dropped']:,} dropped, {r['seconds']:.1f} s, "
+                f"p50 call {r['call_p50_ms']:.0f} ms); policy index {r['index_ns_per_decision']:.0f} ns/decision "
+                f"= {r['index_decisions_per_s']:,.0f}/s vs naive SQL {r['naive_decisions_per_s']:,.0f}/s; "
+                f"rewards paid {r['rewards_paid_micros']:,} micros; consent setup {r['consent_setup_s']:.1f} s"
+            )
+    headline = min(r["readings_per_s"] for r in results)
+    first, last = results[0], results[-1]
+    flatness = last["index_ns_per_decision"] / first["index_ns_per_decision"]
+    ratio = statistics.median(r["index_decisions_per_s"] / r["naive_decisions_per_s"] for r in results)
+    print(
+        f"policy cost from {first['consents']:,} to {last['consents']:,} consents: x{flatness:.2f} per decision; "
+        f"index vs naive per-reading query: x{ratio:.0f}"
+    )
+    summary = {
+        "area": "consent",
+        "readings_per_s": round(headline),
+        "readings": args.readings,
+        "devices": args.devices,
+        "citizens": args.citizens,
+        "per_consent_count": {
+            str(r["consents"]): {
+                "readings_per_s": round(r["readings_per_s"]),
+                "accepted": r["accepted"],
+                "index_ns_per_decision": round(r["index_ns_per_decision"]),
+                "naive_decisions_per_s": round(r["naive_decisions_per_s"]),
+            }
+            for r in results
+        },
+        "policy_cost_ratio_last_vs_first": round(flatness, 3),
+        "index_vs_naive_ratio": round(ratio, 1),
+        "target_readings_per_s": 50_000,
+        "quick": args.quick,
+    }
+    print(json.dumps(summary))
+    return 0
