@@ -106,6 +106,23 @@ def _frame_domain() -> Any:
     return domain
 
 
+def _context(frame: pl.LazyFrame, loss: tuple[Any, Any]) -> dp.Context:
+    """A one-query OpenDP Context over `frame` whose compositor admits exactly `loss`.
+
+    Equivalent to ``Context.compositor(..., split_evenly_over=1)``, built directly with
+    ``make_adaptive_composition`` (d_mids = [loss]) to skip the compositor's scale search.
+    """
+    metric, d_in = _privacy_unit()
+    accountant = dp.c.make_adaptive_composition(
+        input_domain=_frame_domain(),
+        input_metric=metric,
+        output_measure=loss[0],
+        d_in=d_in,
+        d_mids=[loss[1]],
+    )
+    return dp.Context(accountant=accountant, queryable=accountant(frame), d_in=d_in, d_mids=[loss[1]])
+
+
 def _privacy_unit() -> tuple[Any, Any]:
     return dp.unit_of(contributions=1, identifier="unit")
 
@@ -350,13 +367,7 @@ def measure(frame: pl.LazyFrame, query: Query, districts: Sequence[str]) -> Meas
         if query.keys == "released"
         else dp.loss_of(rho=query.rho)
     )
-    context = dp.Context.compositor(
-        data=frame,
-        privacy_unit=_privacy_unit(),
-        privacy_loss=loss,
-        split_evenly_over=1,
-        domain=_frame_domain(),
-    )
+    context = _context(frame, loss)
     keys = public_keys(query, districts)
     plan = _plan(context, query, keys)
     input_metric, d_in = _privacy_unit()
