@@ -158,3 +158,15 @@ def test_integer_values_are_accepted_as_numbers() -> None:
         _payload(readings=[{"stream": "home.energy_kwh", "ts_ns": T0, "value": 3, "lat": 48, "lon": 16}])
     )
     assert batch.readings == (Reading("home.energy_kwh", T0, 3.0, 48.0, 16.0),)
+
+
+def test_the_spec_example_verifies() -> None:
+    from pathlib import Path
+
+    from nacl.signing import SigningKey
+
+    text = (Path(__file__).parents[2] / "specs" / "sensor-readings.md").read_text()
+    start = text.index('{"payload": ')
+    envelope = json.loads(text[start : text.index("}", start) + 1])
+    batch = SignedBatch.from_envelope(envelope).open(SigningKey(b"\x01" * 32).verify_key)
+    assert batch.device_id == "dev-4f2a9c" and len(batch.readings) == 2
