@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlmodel import Field, Session, SQLModel, create_engine
+from sqlmodel import Field, Session, SQLModel
 
 from identity.sql import open_engine
 from ledger import Account, CreateTransferStatus, Ledger, Transfer
@@ -61,7 +61,14 @@ def run_ledger(path: Path, n_transfers: int, n_accounts: int, batch: int, seed: 
             if cr >= dr:
                 cr += 1
             events.append(
-                Transfer(id=next_id, debit_account_id=dr, credit_account_id=cr, amount=rng.randint(1, 1000), ledger=1, code=1)
+                Transfer(
+                    id=next_id,
+                    debit_account_id=dr,
+                    credit_account_id=cr,
+                    amount=rng.randint(1, 1000),
+                    ledger=1,
+                    code=1,
+                )
             )
             next_id += 1
         t = time.perf_counter()
@@ -150,7 +157,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--batch", type=int, default=8190)
     ap.add_argument("--baseline-transfers", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--dir", type=Path, default=None, help="where to put the database files (default: a temp dir)")
+    ap.add_argument(
+        "--dir", type=Path, default=None, help="where to put the database files (default: a temp dir)"
+    )
     ap.add_argument("--quick", action="store_true", help="small smoke run")
     args = ap.parse_args(argv)
     if args.quick:
