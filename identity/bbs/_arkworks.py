@@ -11,13 +11,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from py_arkworks_bls12381 import GT, G1Point, G2Point, Scalar
 
 from .backend import G1, G2, Backend
 from .hashing import ExpandMessage, expand_message_xmd
 from .params import CURVE_ORDER, OCTET_G2_POINT_LENGTH, OCTET_POINT_LENGTH
+
+T = TypeVar("T")
 
 PARALLEL_MSM_MIN_POINTS = 64  # split above this size whenever the pool is enabled
 PARALLEL_MSM_MIN_POINTS_IDLE = 8  # split above this size when another core is idle
@@ -49,22 +52,40 @@ class _IdleCores:
 
 
 class _Pool:
-    """A lazily created thread pool, recreated after fork."""
+    """A lazily created thread pool (recreated after fork) that refuses work when saturated.
+
+    ``submit`` returns None when every worker is busy, so callers compute inline instead of
+    queueing behind other requests.
+    """
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
         self._pid = -1
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._in_flight = 0
 
-    def get(self) -> ThreadPoolExecutor:
+    def _get(self) -> ThreadPoolExecutor:
         pid = os.getpid()
         if self._executor is None or self._pid != pid:
-            with self._lock:
-                if self._executor is None or self._pid != pid:
-                    self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="bls12-381")
-                    self._pid = pid
+            self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="bls12-381")
+            self._pid = pid
+            self._in_flight = 0
         return self._executor
+
+    def submit(self, fn: Callable[..., T], *args: object) -> Future[T] | None:
+        with self._lock:
+            executor = self._get()
+            if self._in_flight >= self._workers:
+                return None
+            self._in_flight += 1
+        future = executor.submit(fn, *args)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _: object) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
 
 class ArkworksBackend(Backend):
@@ -110,8 +131,9 @@ class ArkworksBackend(Backend):
             n >= PARALLEL_MSM_MIN_POINTS or (n >= PARALLEL_MSM_MIN_POINTS_IDLE and self._idle.spare())
         ):
             half = n // 2
-            upper = self._pool.get().submit(G1Point.multiexp_unchecked, pts[half:], scs[half:])
-            return G1Point.multiexp_unchecked(pts[:half], scs[:half]) + upper.result()
+            upper = self._pool.submit(G1Point.multiexp_unchecked, pts[half:], scs[half:])
+            if upper is not None:
+                return G1Point.multiexp_unchecked(pts[:half], scs[:half]) + upper.result()
         return G1Point.multiexp_unchecked(pts, scs)
 
     def g1_is_identity(self, p: G1) -> bool:
@@ -184,5 +206,7 @@ class ArkworksBackend(Backend):
     def pairing_product_is_one_async(self, pairs: Sequence[tuple[G1, G2]]) -> Callable[[], bool]:
         if not self.parallel:
             return super().pairing_product_is_one_async(pairs)
-        future = self._pool.get().submit(self.pairing_product_is_one, list(pairs))
+        future = self._pool.submit(self.pairing_product_is_one, list(pairs))
+        if future is None:
+            return super().pairing_product_is_one_async(pairs)
         return future.result

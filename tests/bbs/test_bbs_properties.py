@@ -160,3 +160,23 @@ def test_parallel_msm_and_async_pairing_agree(monkeypatch: pytest.MonkeyPatch) -
     h = be.g2_generator()
     assert be.pairing_product_is_one_async([(be.g1_mul(g, 3), h), (be.g1_mul(g, R - 3), h)])() is True
     assert be.pairing_product_is_one_async([(be.g1_mul(g, 3), h), (g, h)])() is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_verification(backend: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    suite = bbs.suite_for("BLS12_381_SHA_256", backend)
+    sk = suite.keygen(hashlib.sha256(b"concurrency").digest())
+    pk = suite.sk_to_pk(sk)
+    messages = [b"a", b"b", b"c"]
+    sig = suite.sign(sk, pk, b"", messages)
+    proofs = [suite.proof_gen(pk, sig, b"", bytes([i]), messages, [1]) for i in range(4)]
+
+    def check(i: int) -> bool:
+        good = suite.proof_verify(pk, proofs[i % 4], b"", bytes([i % 4]), [b"b"], [1])
+        bad = suite.proof_verify(pk, proofs[i % 4], b"", bytes([(i + 1) % 4]), [b"b"], [1])
+        return good and not bad and suite.verify(pk, sig, b"", messages)
+
+    with ThreadPoolExecutor(6) as pool:
+        assert all(pool.map(check, range(12 if backend == "arkworks" else 4)))
