@@ -30,6 +30,8 @@ from .interface import SUITE_NAMES, BBSCiphersuite, suite_for
 BLS12_381_SHA_256 = suite_for("BLS12_381_SHA_256")
 BLS12_381_SHAKE_256 = suite_for("BLS12_381_SHAKE_256")
 
+from . import blind, pseudonym  # noqa: E402  (they build on the suites above)
+
 __all__ = [
     "BLS12_381_SHAKE_256",
     "BLS12_381_SHA_256",
@@ -46,7 +48,9 @@ __all__ = [
     "ProofInitResult",
     "Signature",
     "available_backends",
+    "blind",
     "default_backend_name",
     "get_backend",
+    "pseudonym",
     "suite_for",
 ]
