@@ -409,8 +409,13 @@ class Issuer:
     def status_uri(self, list_id: int) -> str:
         return f"{self.config.status_list_base}/{list_id}"
 
-    def issue(self, offer_id: int, proofs: Sequence[str]) -> list[str]:
-        """Credential endpoint: one SD-JWT VC per proof (batch), all in one transaction."""
+    def issue(
+        self, offer_id: int, proofs: Sequence[str], *, configuration_id: str | None = None
+    ) -> list[str]:
+        """Credential endpoint: one SD-JWT VC per proof (batch), all in one transaction.
+
+        ``configuration_id`` (from the request) must be the one the offer was made for.
+        """
         if not proofs:
             raise IssuanceError("invalid_proof", "at least one proof is required")
         if len(proofs) > self.config.batch_size:
@@ -436,6 +441,10 @@ class Issuer:
                 raise IssuanceError("invalid_token", "no redeemed offer for this access token", status=401)
             if offer["access_expires_ns"] is None or offer["access_expires_ns"] <= now:
                 raise IssuanceError("invalid_token", "access token expired", status=401)
+            if configuration_id is not None and configuration_id != offer["credential_configuration_id"]:
+                raise IssuanceError(
+                    "invalid_credential_request", "this access token is for another credential"
+                )
             if offer["credentials_issued"]:
                 raise IssuanceError(
                     "invalid_credential_request", "credentials for this offer were already issued"

@@ -309,20 +309,24 @@ class StatusChecker:
         clock: Callable[[], int] | None = None,
         default_ttl_s: int = DEFAULT_TTL_S,
         max_ttl_s: int = MAX_TTL_S,
+        authoritative: Callable[[str], bool] | None = None,
     ) -> None:
         self._fetch = fetch
         self._key_for = issuer_jwk_for
         self._clock = clock or (lambda: int(time.time()))
         self._default_ttl_s = default_ttl_s
         self._max_ttl_s = max_ttl_s
+        # Lists the caller serves itself (an in-process issuer) are always read fresh, not cached.
+        self._authoritative = authoritative
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
         self.fetches = 0
 
     def _list(self, uri: str) -> StatusListToken:
         now = self._clock()
+        local = self._authoritative is not None and self._authoritative(uri)
         with self._lock:
-            hit = self._cache.get(uri)
+            hit = None if local else self._cache.get(uri)
         if hit is not None and now < hit.fresh_until:
             return hit.token
         try:
@@ -337,8 +341,9 @@ class StatusChecker:
         fresh_until = now + min(ttl, self._max_ttl_s)
         if token.exp is not None:
             fresh_until = min(fresh_until, token.exp)
-        with self._lock:
-            self._cache[uri] = _Cached(token, fresh_until)
+        if not local:
+            with self._lock:
+                self._cache[uri] = _Cached(token, fresh_until)
         return token
 
     def status(self, claim: Any) -> int:

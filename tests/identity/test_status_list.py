@@ -178,3 +178,21 @@ def test_checker_wraps_transport_errors() -> None:
     checker = StatusChecker(fetch, lambda uri: jose.public_jwk(KEY))
     with pytest.raises(StatusListError, match="unreachable"):
         checker.status(status_list.status_claim(0, URI))
+
+
+def test_checker_reads_authoritative_lists_fresh() -> None:
+    lst = StatusList(64, bits=2)
+    served: list[str] = []
+
+    def fetch(uri: str) -> str:
+        served.append(uri)
+        return status_list.make_token(lst, uri=uri, issuer_key=KEY, iat=1000, ttl_s=300)
+
+    checker = StatusChecker(
+        fetch, lambda uri: jose.public_jwk(KEY), clock=lambda: 1000, authoritative=lambda u: u == URI
+    )
+    claim = status_list.status_claim(3, URI)
+    assert checker.status(claim) == status_list.VALID
+    lst.set(3, status_list.INVALID)
+    assert checker.status(claim) == status_list.INVALID
+    assert len(served) == 2

@@ -1,0 +1,21 @@
+"""Identity area: OpenID4VCI issuance and OpenID4VP presentation, as one router for the app.
+
+Register with ``"civitas.routers.identity"`` in ``ROUTER_MODULES``; ``setup(app)`` builds the issuer
+(signing with the service key), plugs the pre-authorized code grant into the token endpoint and
+builds the verifier (which trusts the service's own issuer).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from civitas.routers import oid4vci, oid4vp
+
+router = APIRouter()
+router.include_router(oid4vci.router)
+router.include_router(oid4vp.router)
+
+
+def setup(app: FastAPI) -> None:
+    oid4vci.setup(app)
+    oid4vp.setup(app)

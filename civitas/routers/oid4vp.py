@@ -1,0 +1,257 @@
+"""OpenID4VP 1.0 verifier endpoints (DCQL, direct_post), eligibility rules and trusted issuers.
+
+Agencies (OAuth2 clients with ``identity:verify``) create requests and read decisions; wallets
+fetch request objects and post responses without authentication (the request's nonce, state and
+the holder's key binding protect the exchange). The wallet-facing endpoints answer with OpenID4VP /
+RFC 6749 style errors; the agency endpoints with problem+json.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from civitas.auth import Principal, require_scope
+from civitas.errors import ProblemError
+from identity import eligibility, status_list
+from identity.issuer import Issuer
+from identity.verifier import (
+    EligibilityRules,
+    TrustedIssuers,
+    Verifier,
+    VerifierConfig,
+    VerifierError,
+)
+
+router = APIRouter(tags=["identity: presentation"])
+
+VERIFY_SCOPE = "identity:verify"
+ADMIN_SCOPE = "identity:admin"
+NO_STORE = {"Cache-Control": "no-store"}
+MAX_FORM_FIELDS = 8
+
+
+def setup(app: FastAPI) -> None:
+    """Verifier services; trusts the service's own issuer for its credential types."""
+    engine, clock = app.state.engine, app.state.clock
+    issuer: Issuer = app.state.identity_issuer
+    base = issuer.config.issuer_id
+    trusted = TrustedIssuers(engine, clock=clock)
+    trusted.register(base, issuer.public_jwk, [c.vct for c in issuer.config.configurations.values()])
+    rules = EligibilityRules(engine, clock=clock)
+    status_base = issuer.config.status_list_base + "/"
+
+    def fetch(uri: str) -> str:
+        if uri.startswith(status_base):
+            return issuer.status_list_token(int(uri[len(status_base) :]))
+        response = httpx.get(uri, timeout=5.0, headers={"Accept": "application/statuslist+jwt"})
+        response.raise_for_status()
+        return response.text
+
+    def key_for(uri: str) -> dict[str, Any]:
+        if uri.startswith(status_base):
+            return issuer.public_jwk
+        raise status_list.StatusListError("status list of an unknown issuer")
+
+    checker = status_list.StatusChecker(
+        fetch,
+        key_for,
+        clock=lambda: clock() // 1_000_000_000,
+        authoritative=lambda uri: uri.startswith(status_base),
+    )
+    config = VerifierConfig(
+        response_uri=f"{base}/identity/presentation-responses",
+        request_uri_base=f"{base}/identity/presentation-requests",
+    )
+    app.state.identity_trusted = trusted
+    app.state.identity_rules = rules
+    app.state.identity_verifier = Verifier(
+        engine, config, trusted, rules=rules, status_checker=checker, clock=clock
+    )
+
+
+def _verifier(request: Request) -> Verifier:
+    verifier: Verifier = request.app.state.identity_verifier
+    return verifier
+
+
+def _problem(exc: VerifierError) -> ProblemError:
+    return ProblemError(exc.status, exc.code.replace("_", "-"), "Request refused", exc.description)
+
+
+def _hex_id(text: str) -> int:
+    try:
+        return uuid.UUID(hex=text).int
+    except ValueError as exc:
+        raise ProblemError(404, "not-found", "Not found", "no such presentation request") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# agency side
+
+
+class PresentationRequestCreate(BaseModel):
+    dcql_query: dict[str, Any] | None = Field(
+        default=None, description="a DCQL query (OpenID4VP 1.0 section 6)"
+    )
+    rule: str | None = Field(default=None, max_length=64, description="name of a registered eligibility rule")
+    pseudonym_context: str | None = Field(default=None, max_length=200)
+
+
+class PresentationRequestCreated(BaseModel):
+    id: str
+    request_uri: str
+    authorization_request_uri: str = Field(description="openid4vp:// link or QR content for the wallet")
+    expires_at: int
+    dcql_query: dict[str, Any]
+
+
+@router.post("/identity/presentation-requests", status_code=201, summary="Ask a citizen for a presentation")
+def create_presentation_request(
+    body: PresentationRequestCreate,
+    request: Request,
+    principal: Annotated[Principal, require_scope(VERIFY_SCOPE)],
+) -> PresentationRequestCreated:
+    verifier = _verifier(request)
+    try:
+        created = verifier.create_request(
+            principal.client_id,
+            dcql_query=body.dcql_query,
+            rule_name=body.rule,
+            pseudonym_context=body.pseudonym_context,
+        )
+    except VerifierError as exc:
+        raise _problem(exc) from exc
+    uri = verifier.request_uri(created)
+    client_id = verifier.config.effective_client_id
+    link = "openid4vp://?" + httpx.QueryParams({"client_id": client_id, "request_uri": uri}).__str__()
+    return PresentationRequestCreated(
+        id=created.id_hex,
+        request_uri=uri,
+        authorization_request_uri=link,
+        expires_at=created.expires_ns // 1_000_000_000,
+        dcql_query=created.dcql_query,
+    )
+
+
+@router.get(
+    "/identity/presentation-requests/{request_id}/result",
+    summary="The verified decision (only the requested claims); 202 while pending",
+)
+def presentation_result(
+    request_id: str, request: Request, principal: Annotated[Principal, require_scope(VERIFY_SCOPE)]
+) -> JSONResponse:
+    verifier = _verifier(request)
+    rid = _hex_id(request_id)
+    pending = verifier.get_request(rid)
+    if pending is None or pending.owner != principal.client_id:
+        raise ProblemError(404, "not-found", "Not found", "no such presentation request")
+    decision = verifier.result(rid, owner=principal.client_id)
+    if decision is None:
+        return JSONResponse({"status": "pending"}, status_code=202, headers=NO_STORE)
+    return JSONResponse({"status": "completed", **decision.to_json()}, headers=NO_STORE)
+
+
+class RuleCreate(BaseModel):
+    rule: str = Field(max_length=2000, examples=['senior_fare = resident_of == "civitas" and age_over_65'])
+    vct_values: list[str] | None = Field(
+        default=None, description="credential types; default: the city resident"
+    )
+
+
+@router.post("/identity/eligibility-rules", status_code=201, summary="Register a named eligibility rule")
+def register_rule(
+    body: RuleCreate, request: Request, principal: Annotated[Principal, require_scope(VERIFY_SCOPE)]
+) -> dict[str, Any]:
+    rules: EligibilityRules = request.app.state.identity_rules
+    issuer: Issuer = request.app.state.identity_issuer
+    vct_values = body.vct_values or [issuer.config.configurations["resident"].vct]
+    try:
+        rule = rules.register(principal.client_id, body.rule, vct_values)
+    except eligibility.EligibilityError as exc:
+        raise ProblemError(400, "invalid-rule", "Invalid eligibility rule", str(exc)) from exc
+    except VerifierError as exc:
+        raise _problem(exc) from exc
+    return {
+        "name": rule.name,
+        "expression": rule.expression,
+        "claims": list(rule.claim_names),
+        "vct_values": vct_values,
+        "dcql_query": rule.dcql(vct_values=vct_values),
+    }
+
+
+@router.get("/identity/eligibility-rules", summary="Eligibility rules registered by this client")
+def list_rules(
+    request: Request, principal: Annotated[Principal, require_scope(VERIFY_SCOPE)]
+) -> list[dict[str, Any]]:
+    rules: EligibilityRules = request.app.state.identity_rules
+    return rules.list(principal.client_id)
+
+
+class TrustedIssuerCreate(BaseModel):
+    issuer: str = Field(min_length=1, max_length=200)
+    jwk: dict[str, Any] = Field(description="public JWK (OKP Ed25519 or EC P-256)")
+    vct_values: list[str] = Field(min_length=1)
+
+
+@router.post("/identity/trusted-issuers", status_code=201, summary="Trust an issuer key for credential types")
+def add_trusted_issuer(
+    body: TrustedIssuerCreate, request: Request, principal: Annotated[Principal, require_scope(ADMIN_SCOPE)]
+) -> dict[str, Any]:
+    trusted: TrustedIssuers = request.app.state.identity_trusted
+    try:
+        entry = trusted.register(body.issuer, body.jwk, body.vct_values)
+    except VerifierError as exc:
+        raise _problem(exc) from exc
+    return {"issuer": entry.issuer_id, "vct_values": list(entry.vct_values)}
+
+
+# --------------------------------------------------------------------------------------------
+# wallet side
+
+
+def _vp_error(status: int, error: str, description: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description}, status_code=status, headers=NO_STORE
+    )
+
+
+@router.get(
+    "/identity/presentation-requests/{request_id}", summary="Request object for the wallet (by value)"
+)
+def get_request_object(request_id: str, request: Request) -> JSONResponse:
+    verifier = _verifier(request)
+    try:
+        rid = uuid.UUID(hex=request_id).int
+    except ValueError:
+        return _vp_error(404, "invalid_request_uri", "unknown request")
+    found = verifier.get_request(rid)
+    if found is None or found.status != "pending":
+        return _vp_error(404, "invalid_request_uri", "unknown or already answered request")
+    return JSONResponse(verifier.request_object(found), headers=NO_STORE)
+
+
+@router.post("/identity/presentation-responses", summary="Wallet response (response_mode direct_post)")
+async def presentation_response(request: Request) -> JSONResponse:
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return _vp_error(400, "invalid_request", "the body must be application/x-www-form-urlencoded")
+    form = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
+    state, vp_token = form.get("state"), form.get("vp_token")
+    if not isinstance(state, str) or not isinstance(vp_token, str):
+        return _vp_error(400, "invalid_request", "state and vp_token are required")
+    verifier = _verifier(request)
+    try:
+        decision = await run_in_threadpool(lambda: verifier.handle_response(state=state, vp_token=vp_token))
+    except VerifierError as exc:
+        return _vp_error(exc.status, "invalid_request", exc.description)
+    if not decision.accepted:
+        # The wallet learns that its presentation was refused and why; the agency sees the same reason.
+        return _vp_error(400, "invalid_presentation", decision.reason)
+    return JSONResponse({}, headers=NO_STORE)

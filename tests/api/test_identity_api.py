@@ -1,0 +1,292 @@
+"""Identity over HTTP: OpenID4VCI issuance to the Python wallet, OpenID4VP presentation, status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from civitas import app as app_module
+from civitas.app import create_app
+from civitas.settings import Settings
+from identity import jose, sdjwt
+from identity import tables as t
+from identity.issuer import PRE_AUTH_GRANT, make_proof
+from identity.wallet import Wallet, WalletError
+
+from .conftest import BASE_URL, RegisterClient, bearer
+
+CLAIMS: dict[str, Any] = {
+    "given_name": "Ada",
+    "family_name": "Lovelace",
+    "birthdate": "1950-12-10",
+    "address": {"street_address": "1 Main St", "locality": "Civitas", "postal_code": "10001"},
+}
+SENIOR = 'senior_fare = resident_of == "civitas" and age_over_65'
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data", database_url=db_url, public_url=BASE_URL, max_body_bytes=256 * 1024
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[FastAPI]:
+    application = create_app(settings)
+    if "civitas.routers.identity" not in app_module.ROUTER_MODULES:
+        from civitas.routers import identity
+
+        identity.setup(application)
+        application.include_router(identity.router)
+    yield application
+    application.state.engine.dispose()
+
+
+@pytest.fixture
+def staff(token_for: Any) -> dict[str, str]:
+    return bearer(token_for("identity:issue"))
+
+
+@pytest.fixture
+def agency(token_for: Any) -> dict[str, str]:
+    return bearer(token_for("identity:verify"))
+
+
+def _offer(client: TestClient, staff: dict[str, str], claims: dict[str, Any] = CLAIMS) -> dict[str, Any]:
+    response = client.post(
+        "/identity/offers", json={"subject_ref": "citizen-42", "claims": claims}, headers=staff
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    assert body["credential_offer_uri"].startswith("openid-credential-offer://?credential_offer=")
+    return body
+
+
+def _wallet(tmp_path: Path, client: TestClient) -> Wallet:
+    return Wallet.create(tmp_path / "wallet.json", "passphrase", kdf_profile="test", http=client)
+
+
+def test_metadata_documents(client: TestClient) -> None:
+    meta = client.get("/.well-known/openid-credential-issuer").json()
+    assert meta["credential_issuer"] == BASE_URL
+    assert meta["credential_endpoint"] == f"{BASE_URL}/identity/credential"
+    assert meta["nonce_endpoint"] == f"{BASE_URL}/identity/nonce"
+    conf = meta["credential_configurations_supported"]["resident"]
+    assert conf["format"] == "dc+sd-jwt" and conf["vct"] == f"{BASE_URL}/credentials/resident"
+    as_meta = client.get("/.well-known/oauth-authorization-server").json()
+    assert PRE_AUTH_GRANT in as_meta["grant_types_supported"]
+    keys = client.get("/.well-known/jwt-vc-issuer").json()["jwks"]["keys"]
+    assert keys[0]["kty"] == "OKP" and "d" not in keys[0]
+
+
+def test_issue_present_decide_end_to_end(
+    client: TestClient, staff: dict[str, str], agency: dict[str, str], tmp_path: Path, app: FastAPI
+) -> None:
+    offer = _offer(client, staff)
+    wallet = _wallet(tmp_path, client)
+    stored = wallet.receive(offer["credential_offer"], tx_code=offer["tx_code"], batch_size=3)
+    assert stored.unused == 3 and stored.claims["age_over_65"] is True
+
+    rule = client.post("/identity/eligibility-rules", json={"rule": SENIOR}, headers=agency)
+    assert rule.status_code == 201, rule.text
+    assert rule.json()["claims"] == ["resident_of", "age_over_65"]
+    created = client.post("/identity/presentation-requests", json={"rule": "senior_fare"}, headers=agency)
+    assert created.status_code == 201, created.text
+    req = created.json()
+    assert req["authorization_request_uri"].startswith("openid4vp://?client_id=")
+    pending = client.get(f"/identity/presentation-requests/{req['id']}/result", headers=agency)
+    assert pending.status_code == 202
+
+    request_object = wallet.fetch_request(req["request_uri"])
+    assert request_object["response_mode"] == "direct_post"
+    (item,) = wallet.preview(request_object)
+    assert item.disclosed == {"resident_of": "civitas", "age_over_65": True}
+    assert wallet.respond(request_object) == {}
+
+    result = client.get(f"/identity/presentation-requests/{req['id']}/result", headers=agency)
+    assert result.status_code == 200
+    decision = result.json()
+    assert decision["accepted"] and decision["eligible"] and decision["status_checked"]
+    assert decision["disclosed"] == {"eligibility": {"resident_of": "civitas", "age_over_65": True}}
+    # another agency cannot read it
+    other = bearer_token_for_other(client, app)
+    assert client.get(f"/identity/presentation-requests/{req['id']}/result", headers=other).status_code == 404
+    # the verifier side stores nothing identifying
+    with app.state.engine.connect() as conn:
+        dump = json.dumps(
+            [dict(r) for r in conn.execute(sa.select(t.presentation_results)).mappings()], default=str
+        )
+    for secret in ("Ada", "Lovelace", "1950-12-10", "Main St"):
+        assert secret not in dump
+    # a request object is served only while pending
+    assert client.get(req["request_uri"]).status_code == 404
+
+
+def bearer_token_for_other(client: TestClient, app: FastAPI) -> dict[str, str]:
+    from civitas.clients import add_client
+
+    created, secret = add_client(app.state.engine, "other agency", "identity:verify")
+    token = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(created.client_id, secret)
+    ).json()["access_token"]
+    return bearer(token)
+
+
+def test_replay_and_revocation(
+    client: TestClient, staff: dict[str, str], agency: dict[str, str], tmp_path: Path
+) -> None:
+    offer = _offer(client, staff)
+    wallet = _wallet(tmp_path, client)
+    wallet.receive(offer["credential_offer"], tx_code=offer["tx_code"], batch_size=2)
+    query = {
+        "credentials": [
+            {
+                "id": "res",
+                "format": "dc+sd-jwt",
+                "meta": {"vct_values": [f"{BASE_URL}/credentials/resident"]},
+                "claims": [{"path": ["resident_of"]}],
+            }
+        ]
+    }
+    req = client.post("/identity/presentation-requests", json={"dcql_query": query}, headers=agency).json()
+    obj = wallet.fetch_request(req["request_uri"])
+    vp_token = wallet.present(obj)
+    form = {"vp_token": json.dumps(vp_token), "state": obj["state"]}
+    assert client.post("/identity/presentation-responses", data=form).status_code == 200
+    replay = client.post("/identity/presentation-responses", data=form)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_request"
+
+    status = client.post(
+        f"/identity/credentials/{offer['offer_id']}/status", json={"status": "revoked"}, headers=staff
+    )
+    assert status.status_code == 200 and status.json()["copies"] == 2
+    req2 = client.post("/identity/presentation-requests", json={"dcql_query": query}, headers=agency).json()
+    obj2 = wallet.fetch_request(req2["request_uri"])
+    with pytest.raises(WalletError, match="invalid_presentation"):
+        wallet.respond(obj2)
+    result = client.get(f"/identity/presentation-requests/{req2['id']}/result", headers=agency).json()
+    assert result["accepted"] is False and result["reason"] == "revoked" and result["disclosed"] == {}
+
+
+def test_status_list_endpoint(client: TestClient, staff: dict[str, str], tmp_path: Path) -> None:
+    offer = _offer(client, staff)
+    wallet = _wallet(tmp_path, client)
+    stored = wallet.receive(offer["credential_offer"], tx_code=offer["tx_code"], batch_size=1)
+    ref = sdjwt.parse(stored.copies[0].credential).payload["status"]["status_list"]
+    path = ref["uri"].removeprefix(BASE_URL)
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/statuslist+jwt")
+    assert client.get("/identity/status-lists/999").status_code == 404
+
+
+def test_token_grant_errors(client: TestClient, staff: dict[str, str]) -> None:
+    offer = _offer(client, staff)
+    code = offer["credential_offer"]["grants"][PRE_AUTH_GRANT]["pre-authorized_code"]
+    wrong = client.post(
+        "/oauth/token", data={"grant_type": PRE_AUTH_GRANT, "pre-authorized_code": code, "tx_code": "x"}
+    )
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
+    ok = client.post(
+        "/oauth/token",
+        data={"grant_type": PRE_AUTH_GRANT, "pre-authorized_code": code, "tx_code": offer["tx_code"]},
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["token_type"].lower() == "bearer"
+    again = client.post(
+        "/oauth/token",
+        data={"grant_type": PRE_AUTH_GRANT, "pre-authorized_code": code, "tx_code": offer["tx_code"]},
+    )
+    assert again.json()["error"] == "invalid_grant"
+
+
+def test_credential_endpoint_errors(
+    client: TestClient, staff: dict[str, str], agency: dict[str, str]
+) -> None:
+    no_token = client.post(
+        "/identity/credential", json={"credential_configuration_id": "resident", "proofs": {"jwt": []}}
+    )
+    assert no_token.status_code == 401 and no_token.json()["error"] == "invalid_token"
+    assert "Bearer" in no_token.headers["www-authenticate"]
+    wrong_kind = client.post(
+        "/identity/credential",
+        json={"credential_configuration_id": "resident", "proofs": {"jwt": []}},
+        headers=agency,
+    )
+    assert wrong_kind.status_code == 403
+    offer = _offer(client, staff)
+    code = offer["credential_offer"]["grants"][PRE_AUTH_GRANT]["pre-authorized_code"]
+    access = client.post(
+        "/oauth/token",
+        data={"grant_type": PRE_AUTH_GRANT, "pre-authorized_code": code, "tx_code": offer["tx_code"]},
+    ).json()["access_token"]
+    holder = jose.generate_ed25519()
+    bad_nonce = make_proof(holder, audience=BASE_URL, nonce="made-up")
+    r = client.post(
+        "/identity/credential",
+        json={"credential_configuration_id": "resident", "proofs": {"jwt": [bad_nonce]}},
+        headers=bearer(access),
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_nonce"
+    nonce = client.post("/identity/nonce").json()["c_nonce"]
+    wrong_aud = make_proof(holder, audience="https://elsewhere", nonce=nonce)
+    r = client.post(
+        "/identity/credential",
+        json={"credential_configuration_id": "resident", "proofs": {"jwt": [wrong_aud]}},
+        headers=bearer(access),
+    )
+    assert r.json()["error"] == "invalid_proof"
+    r = client.post(
+        "/identity/credential",
+        json={"credential_configuration_id": "other", "proofs": {"jwt": [wrong_aud]}},
+        headers=bearer(access),
+    )
+    assert r.json()["error"] == "unknown_credential_configuration"
+
+
+def test_staff_endpoints_need_scope_and_use_problem_json(
+    client: TestClient, agency: dict[str, str], staff: dict[str, str]
+) -> None:
+    r = client.post("/identity/offers", json={"subject_ref": "x", "claims": CLAIMS}, headers=agency)
+    assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json")
+    r = client.post("/identity/offers", json={"subject_ref": "x", "claims": {"vct": "x"}}, headers=staff)
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
+    r = client.post("/identity/eligibility-rules", json={"rule": "x = (("}, headers=agency)
+    assert r.status_code == 400 and r.json()["type"].endswith("invalid-rule")
+    r = client.post("/identity/presentation-requests", json={"rule": "nope"}, headers=agency)
+    assert r.status_code == 404
+    r = client.post(
+        "/identity/credentials/00000000000000000000000000000000/status",
+        json={"status": "revoked"},
+        headers=staff,
+    )
+    assert r.status_code == 404
+
+
+def test_trusted_issuer_registration(client: TestClient, token_for: Any) -> None:
+    admin = bearer(token_for("identity:admin"))
+    key = jose.public_jwk(jose.generate_ed25519())
+    r = client.post(
+        "/identity/trusted-issuers",
+        json={
+            "issuer": "https://library.example",
+            "jwk": key,
+            "vct_values": ["https://library.example/card"],
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201
+    r = client.post(
+        "/identity/trusted-issuers",
+        json={"issuer": "https://library.example", "jwk": jose.generate_ed25519(), "vct_values": ["x"]},
+        headers=admin,
+    )
+    assert r.status_code == 400
