@@ -20,7 +20,7 @@ from identity import tables as t
 from identity.issuer import PRE_AUTH_GRANT, make_proof
 from identity.wallet import Wallet, WalletError
 
-from .conftest import BASE_URL, RegisterClient, bearer
+from .conftest import BASE_URL, bearer
 
 CLAIMS: dict[str, Any] = {
     "given_name": "Ada",
