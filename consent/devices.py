@@ -24,6 +24,7 @@ __all__ = [
     "DeviceError",
     "DeviceKind",
     "UnknownDevice",
+    "check_registration",
     "device_for_client",
     "get_device",
     "get_devices",
@@ -92,6 +93,29 @@ _COLUMNS = (
 )
 
 
+def check_registration(
+    *,
+    public_key: bytes,
+    kind: DeviceKind,
+    owner: str | None,
+    serial: str | None = None,
+    reward_account_id: int | None = None,
+) -> None:
+    """Raise DeviceError unless these registration fields are valid."""
+    if len(public_key) != 32:
+        raise DeviceError("an Ed25519 public key is 32 bytes")
+    if kind == DeviceKind.PERSONAL and not owner:
+        raise DeviceError("a personal device has an owner")
+    if kind == DeviceKind.PUBLIC and (owner is not None or reward_account_id is not None):
+        raise DeviceError("a public city sensor has no owner and earns no rewards")
+    if owner is not None and not 0 < len(owner) <= 128:
+        raise DeviceError("owner pseudonym is 1..128 characters")
+    if serial is not None and not 0 < len(serial) <= 128:
+        raise DeviceError("serial is 1..128 characters")
+    if reward_account_id is not None and not 0 < reward_account_id < (1 << 128) - 1:
+        raise DeviceError("reward account id out of range")
+
+
 def register_device(
     engine: sa.Engine,
     *,
@@ -105,16 +129,9 @@ def register_device(
     device_id: str | None = None,
 ) -> Device:
     """Register a device; personal devices need an owner, public sensors must not have one."""
-    if len(public_key) != 32:
-        raise DeviceError("an Ed25519 public key is 32 bytes")
-    if kind == DeviceKind.PERSONAL and not owner:
-        raise DeviceError("a personal device has an owner")
-    if kind == DeviceKind.PUBLIC and (owner is not None or reward_account_id is not None):
-        raise DeviceError("a public city sensor has no owner and earns no rewards")
-    if owner is not None and not 0 < len(owner) <= 128:
-        raise DeviceError("owner pseudonym is 1..128 characters")
-    if serial is not None and not 0 < len(serial) <= 128:
-        raise DeviceError("serial is 1..128 characters")
+    check_registration(
+        public_key=public_key, kind=kind, owner=owner, serial=serial, reward_account_id=reward_account_id
+    )
     device_id = device_id or f"dev-{secrets.token_hex(12)}"
     if not 0 < len(device_id) <= 64:
         raise DeviceError("device id is 1..64 characters")
