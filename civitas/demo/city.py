@@ -264,6 +264,13 @@ class Citizen:
             },
         }
 
+    def raw_claims(self) -> dict[str, object]:
+        """Everything the city's issuers know about this citizen (each issuer signs its part)."""
+        merged: dict[str, object] = {}
+        for claims in self.credential_claims().values():
+            merged.update(claims)
+        return merged
+
     def active_categories(self, *, afternoon: bool) -> frozenset[str]:
         """Data categories some active consent of this citizen covers in that window."""
         keys = set(self.consents) - (set(self.withdraws) if afternoon else set())

@@ -21,6 +21,20 @@ from identity.sql import Clock
 __all__ = ["DemoServer", "bind_socket"]
 
 STARTUP_TIMEOUT_S = 30.0
+# argon2id cost for the OAuth2 client secrets the demo creates (one per device: about 1,300 for
+# 1,000 citizens). The service's default cost (64 MiB, 3 passes: ~0.6 s per hash and per token
+# request on two cores) would take over half an hour; the secrets are 256-bit random strings.
+DEMO_SECRET_HASH = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
+
+
+def use_demo_secret_hashing() -> None:
+    """Hash the demo's client secrets with argon2id at a low cost (like the wallet's `test` KDF
+    profile). Verification stays argon2id, reading the cost from each stored hash."""
+    from argon2 import PasswordHasher
+
+    import civitas.clients
+
+    civitas.clients._hasher = PasswordHasher(**DEMO_SECRET_HASH)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -53,6 +67,7 @@ class DemoServer:
         )
         from civitas.app import create_app
 
+        use_demo_secret_hashing()
         self.app: Any = create_app(self.settings, clock=clock)
         config = uvicorn.Config(
             self.app,
