@@ -290,3 +290,42 @@ def test_trusted_issuer_registration(client: TestClient, token_for: Any) -> None
         headers=admin,
     )
     assert r.status_code == 400
+
+
+def test_wallet_cli(
+    client: TestClient,
+    staff: dict[str, str],
+    agency: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+
+    from civitas import cli_wallet
+
+    monkeypatch.setenv(cli_wallet.PASSPHRASE_ENV, "cli passphrase")
+    monkeypatch.setattr(cli_wallet, "_http", lambda args: client)
+    parser = argparse.ArgumentParser()
+    cli_wallet.register(parser.add_subparsers(dest="command"))
+    wallet_file = str(tmp_path / "w.json")
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(["wallet", "--wallet", wallet_file, *argv])
+        return int(args.func(args))
+
+    assert run("init") == 0
+    offer = _offer(client, staff)
+    assert run("receive", offer["credential_offer_uri"], "--tx-code", offer["tx_code"], "--copies", "2") == 0
+    capsys.readouterr()
+    assert run("list", "--json") == 0
+    (held,) = json.loads(capsys.readouterr().out)
+    assert held["unused_copies"] == 2 and held["claims"]["resident_of"] == "civitas"
+    client.post("/identity/eligibility-rules", json={"rule": SENIOR}, headers=agency)
+    req = client.post("/identity/presentation-requests", json={"rule": "senior_fare"}, headers=agency).json()
+    assert run("present", req["authorization_request_uri"], "--yes") == 0
+    out = capsys.readouterr().out
+    assert "age_over_65 = true" in out and "birthdate" not in out
+    result = client.get(f"/identity/presentation-requests/{req['id']}/result", headers=agency).json()
+    assert result["eligible"] is True
+    assert run("receive", "not json at all") == 2  # errors are reported, not raised

@@ -1,0 +1,181 @@
+"""`civitas wallet …`: a citizen's wallet on the command line (library: identity.wallet).
+
+    civitas wallet init                      create an encrypted wallet file
+    civitas wallet receive OFFER [--tx-code] receive a credential (OpenID4VCI pre-authorized code)
+    civitas wallet list                      credentials held and unused copies
+    civitas wallet present REQUEST_URI [-y]  show what would be disclosed, then present (OpenID4VP)
+
+The passphrase comes from CIVITAS_WALLET_PASSPHRASE or an interactive prompt; the wallet file
+from --wallet (default: ~/.civitas-wallet.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from identity.wallet import Wallet, WalletError
+
+console = Console(emoji=False, highlight=False)
+err_console = Console(stderr=True, emoji=False, highlight=False)
+DEFAULT_WALLET = Path.home() / ".civitas-wallet.json"
+PASSPHRASE_ENV = "CIVITAS_WALLET_PASSPHRASE"
+
+
+def _passphrase(confirm: bool = False) -> str:
+    from_env = os.environ.get(PASSPHRASE_ENV)
+    if from_env:
+        return from_env
+    first = getpass.getpass("wallet passphrase: ")
+    if confirm and getpass.getpass("repeat passphrase: ") != first:
+        raise WalletError("passphrases differ")
+    return first
+
+
+def _http(args: argparse.Namespace) -> httpx.Client:
+    return httpx.Client(timeout=args.timeout, verify=not args.insecure_tls)
+
+
+def _open(args: argparse.Namespace) -> Wallet:
+    return Wallet.open(args.wallet, _passphrase(), http=_http(args))
+
+
+def _offer_from(text: str) -> dict[str, Any]:
+    """An offer as JSON, a file holding it, or an openid-credential-offer:// link."""
+    if text.startswith("openid-credential-offer://"):
+        query = urllib.parse.urlparse(text).query
+        values = urllib.parse.parse_qs(query).get("credential_offer")
+        if not values:
+            raise WalletError("the link carries no credential_offer")
+        text = values[0]
+    elif not text.lstrip().startswith("{") and Path(text).exists():
+        text = Path(text).read_text()
+    offer = json.loads(text)
+    if not isinstance(offer, dict):
+        raise WalletError("a credential offer is a JSON object")
+    return offer
+
+
+def _request_uri(text: str) -> str:
+    if text.startswith("openid4vp://"):
+        values = urllib.parse.parse_qs(urllib.parse.urlparse(text).query).get("request_uri")
+        if not values:
+            raise WalletError("the link carries no request_uri")
+        return values[0]
+    return text
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    Wallet.create(args.wallet, _passphrase(confirm=True), kdf_profile=args.kdf)
+    console.print(f"wallet created at {args.wallet}")
+    return 0
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    wallet = _open(args)
+    stored = wallet.receive(_offer_from(args.offer), tx_code=args.tx_code, batch_size=args.copies)
+    console.print(f"received {stored.vct} from {stored.issuer}: {len(stored.copies)} single-use copies")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    wallet = Wallet.open(args.wallet, _passphrase())
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": c.id,
+                        "vct": c.vct,
+                        "issuer": c.issuer,
+                        "unused_copies": c.unused,
+                        "claims": c.claims,
+                    }
+                    for c in wallet.credentials()
+                ]
+            )
+        )
+        return 0
+    table = Table("id", "type", "issuer", "unused copies", "claims")
+    for c in wallet.credentials():
+        names = ", ".join(k for k in c.claims if k not in ("vct", "iss", "iat", "exp"))
+        table.add_row(c.id[:12], c.vct, c.issuer or "", str(c.unused), names)
+    console.print(table)
+    return 0
+
+
+def cmd_present(args: argparse.Namespace) -> int:
+    wallet = _open(args)
+    request = wallet.fetch_request(_request_uri(args.request))
+    items = wallet.preview(request)
+    if not items:
+        err_console.print("no credential in this wallet satisfies the request")
+        return 1
+    console.print(f"[bold]{request.get('client_id')}[/bold] asks for:")
+    for item in items:
+        console.print(f"  from {item.vct} ({item.unused_copies} unused copies):")
+        for name, value in item.disclosed.items():
+            console.print(f"    {name} = {json.dumps(value)}")
+    if not args.yes:
+        answer = input("present these claims? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            console.print("nothing was sent")
+            return 1
+    wallet.respond(request)
+    console.print("presented")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    wallet = subparsers.add_parser(
+        "wallet", help="citizen wallet", description="A citizen's credential wallet."
+    )
+    wallet.add_argument("--wallet", type=Path, default=DEFAULT_WALLET, help="wallet file")
+    wallet.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds")
+    wallet.add_argument(
+        "--insecure-tls", action="store_true", help="skip TLS certificate checks (testing only)"
+    )
+    wsub = wallet.add_subparsers(dest="wallet_command", required=True, metavar="ACTION")
+
+    p = wsub.add_parser(
+        "init", help="create an encrypted wallet", description="Create an encrypted wallet file."
+    )
+    p.add_argument("--kdf", choices=("moderate", "interactive"), default="interactive")
+    p.set_defaults(func=_guard(cmd_init))
+
+    p = wsub.add_parser(
+        "receive", help="receive a credential offer", description="Receive a credential (OID4VCI)."
+    )
+    p.add_argument("offer", help="offer JSON, a file with it, or an openid-credential-offer:// link")
+    p.add_argument("--tx-code", help="the one-time code the issuer gave you")
+    p.add_argument("--copies", type=int, default=5, help="single-use copies to request")
+    p.set_defaults(func=_guard(cmd_receive))
+
+    p = wsub.add_parser("list", help="list credentials", description="List held credentials.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_list))
+
+    p = wsub.add_parser("present", help="answer a presentation request", description="Present (OpenID4VP).")
+    p.add_argument("request", help="request_uri or an openid4vp:// link")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=_guard(cmd_present))
+
+
+def _guard(fn: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args))
+        except (WalletError, ValueError, httpx.HTTPError) as exc:
+            err_console.print(f"error: {exc}")
+            return 2
+
+    return run
