@@ -24,7 +24,8 @@ STARTUP_TIMEOUT_S = 30.0
 # argon2id cost for the OAuth2 client secrets the demo creates (one per device: about 1,300 for
 # 1,000 citizens). The service's default cost (64 MiB, 3 passes: ~0.6 s per hash and per token
 # request on two cores) would take over half an hour; the secrets are 256-bit random strings.
-DEMO_SECRET_HASH = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
+DEMO_SECRET_TIME_COST = 1
+DEMO_SECRET_MEMORY_KIB = 1024
 
 
 def use_demo_secret_hashing() -> None:
@@ -34,7 +35,9 @@ def use_demo_secret_hashing() -> None:
 
     import civitas.clients
 
-    civitas.clients._hasher = PasswordHasher(**DEMO_SECRET_HASH)
+    civitas.clients._hasher = PasswordHasher(
+        time_cost=DEMO_SECRET_TIME_COST, memory_cost=DEMO_SECRET_MEMORY_KIB, parallelism=1
+    )
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
