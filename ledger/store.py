@@ -497,12 +497,14 @@ class Ledger:
             )
         self._stage("leaves_inserted")
         if out.accounts:
-            idf = d.id_in
-            conn.exec_driver_sql(
+            # Accounts are keyed by their (immutable, unique) creation timestamp: an integer key.
+            res = conn.exec_driver_sql(
                 f"UPDATE ledger_accounts SET debits_pending = {ph}, debits_posted = {ph}, credits_pending = {ph}, "
-                f"credits_posted = {ph}, flags = {ph} WHERE id = {ph}",
-                [(a[1], a[2], a[3], a[4], a[10], idf(a[0])) for a in out.accounts.values()],
+                f"credits_posted = {ph}, flags = {ph} WHERE timestamp = {ph}",
+                [(a[1], a[2], a[3], a[4], a[10], a[11]) for a in out.accounts.values()],
             )
+            if res.rowcount >= 0 and res.rowcount != len(out.accounts):
+                raise LedgerInvariantError("an account balance update did not find its account")
         self._stage("accounts_updated")
         if out.pending:
             new = [p for pid, p in out.pending.items() if pid in out.pending_new]

@@ -3,7 +3,9 @@
 The service applies the same schema through civitas/migrations/versions/ledger_0001_initial.py.
 Amounts, balances and timestamps are BIGINT (signed 64-bit: amounts are bounded to < 2^63).
 `user_data_64` is an unsigned 64-bit value stored in BIGINT as its two's-complement bit pattern.
-Accounts and transfers are WITHOUT ROWID tables on SQLite (clustered on the 16-byte id).
+Accounts and transfers are keyed by their ledger timestamp (unique, strictly increasing; the rowid
+on SQLite, as TigerBeetle keys objects by timestamp): new transfers append at the end of the table,
+balance updates address accounts by an integer key, and a unique index maps the 128-bit id.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ _RowIndex = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 accounts = sa.Table(
     "ledger_accounts",
     metadata,
-    sa.Column("id", Id128(), primary_key=True),
+    sa.Column("timestamp", _RowIndex, primary_key=True, autoincrement=False),
+    sa.Column("id", Id128(), nullable=False),
     sa.Column("debits_pending", sa.BigInteger(), nullable=False),
     sa.Column("debits_posted", sa.BigInteger(), nullable=False),
     sa.Column("credits_pending", sa.BigInteger(), nullable=False),
@@ -47,14 +50,14 @@ accounts = sa.Table(
     sa.Column("ledger", sa.BigInteger(), nullable=False),
     sa.Column("code", sa.Integer(), nullable=False),
     sa.Column("flags", sa.Integer(), nullable=False),
-    sa.Column("timestamp", sa.BigInteger(), nullable=False),
-    sqlite_with_rowid=False,
+    sa.Index("ux_ledger_accounts_id", "id", unique=True),
 )
 
 transfers = sa.Table(
     "ledger_transfers",
     metadata,
-    sa.Column("id", Id128(), primary_key=True),
+    sa.Column("timestamp", _RowIndex, primary_key=True, autoincrement=False),
+    sa.Column("id", Id128(), nullable=False),
     sa.Column("debit_account_id", Id128(), nullable=False),
     sa.Column("credit_account_id", Id128(), nullable=False),
     sa.Column("amount", sa.BigInteger(), nullable=False),
@@ -66,10 +69,9 @@ transfers = sa.Table(
     sa.Column("ledger", sa.BigInteger(), nullable=False),
     sa.Column("code", sa.Integer(), nullable=False),
     sa.Column("flags", sa.Integer(), nullable=False),
-    sa.Column("timestamp", sa.BigInteger(), nullable=False),
+    sa.Index("ux_ledger_transfers_id", "id", unique=True),
     sa.Index("ix_ledger_transfers_debit", "debit_account_id", "timestamp"),
     sa.Index("ix_ledger_transfers_credit", "credit_account_id", "timestamp"),
-    sqlite_with_rowid=False,
 )
 
 pending = sa.Table(

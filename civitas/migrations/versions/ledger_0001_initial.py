@@ -22,7 +22,8 @@ _RowIndex = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def upgrade() -> None:
     op.create_table(
         "ledger_accounts",
-        sa.Column("id", Id128(), primary_key=True),
+        sa.Column("timestamp", _RowIndex, primary_key=True, autoincrement=False),
+        sa.Column("id", Id128(), nullable=False),
         sa.Column("debits_pending", sa.BigInteger(), nullable=False),
         sa.Column("debits_posted", sa.BigInteger(), nullable=False),
         sa.Column("credits_pending", sa.BigInteger(), nullable=False),
@@ -33,12 +34,12 @@ def upgrade() -> None:
         sa.Column("ledger", sa.BigInteger(), nullable=False),
         sa.Column("code", sa.Integer(), nullable=False),
         sa.Column("flags", sa.Integer(), nullable=False),
-        sa.Column("timestamp", sa.BigInteger(), nullable=False),
-        sqlite_with_rowid=False,
     )
+    op.create_index("ux_ledger_accounts_id", "ledger_accounts", ["id"], unique=True)
     op.create_table(
         "ledger_transfers",
-        sa.Column("id", Id128(), primary_key=True),
+        sa.Column("timestamp", _RowIndex, primary_key=True, autoincrement=False),
+        sa.Column("id", Id128(), nullable=False),
         sa.Column("debit_account_id", Id128(), nullable=False),
         sa.Column("credit_account_id", Id128(), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
@@ -50,9 +51,8 @@ def upgrade() -> None:
         sa.Column("ledger", sa.BigInteger(), nullable=False),
         sa.Column("code", sa.Integer(), nullable=False),
         sa.Column("flags", sa.Integer(), nullable=False),
-        sa.Column("timestamp", sa.BigInteger(), nullable=False),
-        sqlite_with_rowid=False,
     )
+    op.create_index("ux_ledger_transfers_id", "ledger_transfers", ["id"], unique=True)
     op.create_index("ix_ledger_transfers_debit", "ledger_transfers", ["debit_account_id", "timestamp"])
     op.create_index("ix_ledger_transfers_credit", "ledger_transfers", ["credit_account_id", "timestamp"])
     op.create_table(
