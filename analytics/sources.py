@@ -71,21 +71,25 @@ class FrameSource:
 def consent_rewards_select(start_ns: int, end_ns: int) -> sa.Select[Any]:
     """Rewards paid for shared readings, shaped as readings of stream ``rewards.paid``.
 
-    unit: the device owner's pseudonym (or the device id), district ``city`` (batches carry no
+    unit: the citizen's pseudonym (the batch count's unit), district ``city`` (batches carry no
     district), ts_ns: the batch's receipt minute, value: the reward in currency units.
     """
     from consent import tables as ct
 
-    b, d = ct.batches, ct.devices
-    minute = (b.c.received_ns // MINUTE_NS) * MINUTE_NS
+    counts, batches = ct.batch_counts, ct.batches
+    minute = (batches.c.received_ns // MINUTE_NS) * MINUTE_NS
     return (
         sa.select(
-            sa.func.coalesce(d.c.owner, d.c.device_id).label("unit"),
+            counts.c.unit.label("unit"),
             sa.literal(REWARDS_STREAM, sa.String()).label("stream"),
             sa.literal("city", sa.String()).label("district"),
             minute.label("ts_ns"),
-            (sa.cast(b.c.reward_micros, sa.Float()) / 1_000_000.0).label("value"),
+            (sa.cast(counts.c.reward_micros, sa.Float()) / 1_000_000.0).label("value"),
         )
-        .select_from(b.join(d, d.c.device_id == b.c.device_id))
-        .where(b.c.reward_state == "paid", b.c.received_ns >= start_ns, b.c.received_ns < end_ns)
+        .select_from(counts.join(batches, batches.c.batch_id == counts.c.batch_id))
+        .where(
+            counts.c.reward_state == "paid",
+            batches.c.received_ns >= start_ns,
+            batches.c.received_ns < end_ns,
+        )
     )

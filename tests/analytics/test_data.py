@@ -90,3 +90,49 @@ def test_service_over_the_consent_contract(engine: sa.Engine) -> None:
     assert 0 < bounded < frame.height  # the contribution bounds bind on this data
     # six independent cells, each within its 95% accuracy; 1.5x their sum is > 7 sd for the total
     assert abs(total - bounded) <= 1.5 * sum(e["accuracy_95"] for e in estimates)
+
+
+def test_rewards_paid_from_the_consent_tables(engine: sa.Engine) -> None:
+    from analytics import consent_rewards_select
+    from consent import tables as ct
+
+    ct.create_schema(engine)
+    minute = 60_000_000_000
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(ct.batches),
+            [
+                {
+                    "batch_id": i,
+                    "device_id": f"dev-{i}",
+                    "received_ns": DAY0 + i * minute + 7,
+                    "readings": 3,
+                    "accepted": 3,
+                    "dropped": 0,
+                }
+                for i in range(1, 4)
+            ],
+        )
+        conn.execute(
+            sa.insert(ct.batch_counts),
+            [
+                {
+                    "batch_id": i,
+                    "category": "pd:Location",
+                    "unit": f"citizen-{i % 2}",
+                    "accepted": 3,
+                    "dropped_no_consent": 0,
+                    "dropped_future": 0,
+                    "reward_micros": 1500 * i,
+                    "reward_state": "paid" if i < 3 else "pending",
+                    "reward_attempt": 0,
+                }
+                for i in range(1, 4)
+            ],
+        )
+    loaded = SelectSource(engine, [consent_rewards_select]).load(
+        streams=None, start_ns=DAY0, end_ns=DAY0 + DAY_NS
+    )
+    assert sorted(loaded.get_column("value").to_list()) == [0.0015, 0.003]
+    assert set(loaded.get_column("stream")) == {"rewards.paid"}
+    assert all(ts % minute == 0 for ts in loaded.get_column("ts_ns"))
