@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from identity import bbs_credentials as bc
+from identity import jose
+
+CLAIMS = {"given_name": "Ada", "birthdate": "1950-12-10", "age_over_65": True, "resident_of": "civitas"}
+NOW = 1_767_225_600
+AUD, NONCE = "https://agency.example", "nonce-1"
+
+
+@pytest.fixture(scope="module")
+def setup() -> tuple[bc.BBSIssuerKey, bc.BBSCredential]:
+    key = bc.BBSIssuerKey.from_seed(b"\x01" * 32)
+    request = bc.start_request()
+    issued = bc.issue(
+        CLAIMS,
+        key=key,
+        iss="https://city.example",
+        vct="urn:resident",
+        commitment=request.commitment,
+        now_s=NOW,
+    )
+    # round-trips through JSON, as it travels and is stored
+    issued = bc.IssuedBBS.from_json(json.loads(json.dumps(issued.to_json())))
+    cred = bc.accept(issued, request)
+    return key, bc.BBSCredential.from_json(json.loads(json.dumps(cred.to_json())))
+
+
+def _verify(key: bc.BBSIssuerKey, text: str, **kw: object) -> bc.VerifiedBBS:
+    args: dict[str, object] = {
+        "issuer_public_key": key.public_key,
+        "expected_audience": AUD,
+        "expected_nonce": NONCE,
+        "now": NOW + 10,
+    }
+    args.update(kw)
+    return bc.verify_presentation(text, **args)  # type: ignore[arg-type]
+
+
+def test_selective_disclosure_and_header_binding(setup: tuple[bc.BBSIssuerKey, bc.BBSCredential]) -> None:
+    key, cred = setup
+    assert cred.claims["given_name"] == "Ada" and cred.header_fields["iat"] == NOW - NOW % 86400
+    text = bc.present(cred, ["age_over_65", "resident_of"], audience=AUD, nonce=NONCE)
+    v = _verify(key, text)
+    assert v.claims == {
+        "vct": "urn:resident",
+        "iss": "https://city.example",
+        "iat": cred.header_fields["iat"],
+        "exp": cred.header_fields["exp"],
+        "age_over_65": True,
+        "resident_of": "civitas",
+    }
+    assert v.pseudonym is None
+    raw = jose.b64u_decode(text).decode()
+    assert "Ada" not in raw and "1950" not in raw
+
+
+def test_presentations_are_unlinkable(setup: tuple[bc.BBSIssuerKey, bc.BBSCredential]) -> None:
+    _, cred = setup
+    a = json.loads(jose.b64u_decode(bc.present(cred, ["resident_of"], audience=AUD, nonce=NONCE)))
+    b = json.loads(jose.b64u_decode(bc.present(cred, ["resident_of"], audience=AUD, nonce=NONCE)))
+    pa, pb = jose.b64u_decode(a["proof"]), jose.b64u_decode(b["proof"])
+    assert pa != pb and a["nym"] != b["nym"]
+    # no 8-byte window of one proof occurs in the other
+    windows = {pa[i : i + 8] for i in range(len(pa) - 7)}
+    assert not any(pb[i : i + 8] in windows for i in range(len(pb) - 7))
+
+
+def test_pseudonym_stable_per_context_and_distinct_across(
+    setup: tuple[bc.BBSIssuerKey, bc.BBSCredential],
+) -> None:
+    key, cred = setup
+    one = _verify(
+        key,
+        bc.present(cred, [], audience=AUD, nonce=NONCE, pseudonym_context="ledger"),
+        expected_context="ledger",
+    )
+    two = _verify(
+        key,
+        bc.present(cred, [], audience=AUD, nonce=NONCE, pseudonym_context="ledger"),
+        expected_context="ledger",
+    )
+    other = _verify(
+        key,
+        bc.present(cred, [], audience=AUD, nonce=NONCE, pseudonym_context="library"),
+        expected_context="library",
+    )
+    assert one.pseudonym == two.pseudonym and one.pseudonym != other.pseudonym
+    with pytest.raises(bc.BBSCredentialError, match="another verifier"):
+        _verify(
+            key,
+            bc.present(cred, [], audience=AUD, nonce=NONCE, pseudonym_context="library"),
+            expected_context="ledger",
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"expected_audience": "https://evil.example"}, "does not verify"),
+        ({"expected_nonce": "replayed"}, "does not verify"),
+        ({"issuer_public_key": bc.BBSIssuerKey.from_seed(b"\x02" * 32).public_key}, "does not verify"),
+        ({"now": NOW + 400 * 86400}, "expired"),
+    ],
+)
+def test_rejections(
+    setup: tuple[bc.BBSIssuerKey, bc.BBSCredential], kwargs: dict[str, object], message: str
+) -> None:
+    key, cred = setup
+    text = bc.present(cred, ["resident_of"], audience=AUD, nonce=NONCE)
+    with pytest.raises(bc.BBSCredentialError, match=message):
+        _verify(key, text, **kwargs)
+
+
+def test_tampered_disclosure_rejected(setup: tuple[bc.BBSIssuerKey, bc.BBSCredential]) -> None:
+    key, cred = setup
+    body = json.loads(jose.b64u_decode(bc.present(cred, ["resident_of"], audience=AUD, nonce=NONCE)))
+    body["disclosed"][0][1] = jose.b64u_encode(json.dumps(["resident_of", "elsewhere"]).encode())
+    forged = jose.b64u_encode(json.dumps(body).encode())
+    with pytest.raises(bc.BBSCredentialError):
+        _verify(key, forged)
+    body2 = json.loads(jose.b64u_decode(bc.present(cred, ["resident_of"], audience=AUD, nonce=NONCE)))
+    body2["disclosed"][0][0] = 0  # claim name at index 0 differs
+    with pytest.raises(bc.BBSCredentialError, match="claim name"):
+        _verify(key, jose.b64u_encode(json.dumps(body2).encode()))
+    for junk in ("", "x", jose.b64u_encode(b"[]"), jose.b64u_encode(b'{"v":2}')):
+        with pytest.raises(bc.BBSCredentialError):
+            _verify(key, junk)
+
+
+def test_issuer_key_did_and_wrong_commitment() -> None:
+    key = bc.BBSIssuerKey.from_seed(b"\x03" * 32)
+    assert key.did.startswith("did:key:zUC7")
+    assert bc.public_key_from_entry(key.public_entry()) == key.public_key
+    with pytest.raises(bc.BBSCredentialError):
+        bc.issue(CLAIMS, key=key, iss="i", vct="v", commitment=b"\x00" * 10)
+    other = bc.start_request()
+    issued = bc.issue(CLAIMS, key=key, iss="i", vct="v", commitment=bc.start_request().commitment)
+    with pytest.raises(bc.BBSCredentialError, match="does not verify"):
+        bc.accept(issued, other)
