@@ -177,6 +177,7 @@ class Ledger:
         self.origin = origin
         # Without a key the ledger signs with an ephemeral one: checkpoints then verify only for
         # as long as this object lives (fine for tests and demos; give a persistent key in service).
+        self.ephemeral_key = signing_key is None
         self.signing_key = signing_key if signing_key is not None else SigningKey.generate()
         self.signer = note.NoteSigner(origin, self.signing_key)
         self.clock = clock
@@ -713,8 +714,8 @@ class Ledger:
             ).first()
         return str(row[0]) if row else None
 
-    def audit(self) -> AuditReport:
+    def audit(self, log_keys: Sequence[str | note.NoteVerifier] | None = None) -> AuditReport:
         """Replay the store and check balances, the Merkle log and the latest checkpoint."""
         from .audit import audit
 
-        return audit(self)
+        return audit(self, log_keys)

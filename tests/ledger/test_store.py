@@ -388,3 +388,17 @@ def test_accounts_batch_statuses_persist(led: Ledger) -> None:
         is CreateAccountStatus.EXISTS_WITH_DIFFERENT_CODE
     )
     assert [a.id for a in led.lookup_accounts([1, 2])] == [1]
+
+
+def test_audit_checks_the_checkpoint_with_the_given_log_keys(db_url: str) -> None:
+    with Ledger.open(db_url, signing_key=KEY, origin="test.example/ledger") as led:
+        accounts(led, 1, 2)
+        led.create_transfers([tr(1, 1, 2, 3)])
+        vkey = led.verifier_key
+    with Ledger.open(db_url) as reopened:  # ephemeral key: the signature cannot be checked by it
+        rep = reopened.audit()
+        assert rep.ok and rep.notes
+        assert reopened.audit([vkey]).ok
+        other = note.NoteSigner("test.example/ledger", SigningKey(b"\x09" * 32)).verifier
+        bad = reopened.audit([other])
+        assert not bad.ok and any("checkpoint" in p for p in bad.problems)
