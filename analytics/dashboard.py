@@ -40,7 +40,7 @@ figure.chart-card p { margin:.25rem 0 0; color:var(--muted); font-size:.85rem; }
 svg.chart { width:100%; height:auto; display:block; }
 figure.wide > svg.chart { max-width:760px; }
 svg.chart text { font-size:11px; fill:var(--muted); }
-svg.chart.h text { font-size:10px; }
+svg.chart.h text { font-size:11px; }
 svg.chart text.label { fill:var(--ink); }
 svg.chart .axis { stroke:var(--line); stroke-width:1; }
 svg.chart .err { stroke:#24292f; stroke-width:1.2; }
@@ -55,7 +55,11 @@ td .pm { color:var(--muted); font-size:.85em; }
 .privacy p { margin:.5rem 0; }
 .params { font-size:.9rem; color:var(--muted); }
 footer { color:var(--muted); font-size:.85rem; padding:1rem; text-align:center; }
-@media (max-width: 480px) { body { font-size:15px; } main { padding:.5rem; } th, td { padding:.3rem .35rem; } }
+@media (max-width: 480px) {
+  body { font-size:15px; } main { padding:.5rem; }
+  th, td { padding:.3rem .35rem; } th { white-space:normal; font-size:.85rem; }
+  td .pm { display:block; }
+}
 """
 
 
@@ -181,9 +185,17 @@ def _hbar_svg(bars: Sequence[Bar], key: str, unit: str, digits: int) -> str:
 
 
 def _vbar_svg(
-    bars: Sequence[Bar], key: str, series: str, unit: str, digits: int, vmax: float, color: str
+    bars: Sequence[Bar],
+    key: str,
+    series: str,
+    unit: str,
+    digits: int,
+    vmax: float,
+    color: str,
+    width: int = 360,
+    height: int = 170,
 ) -> str:
-    width, height, left, bottom, top_pad = 360, 170, 40, 22, 8
+    left, bottom, top_pad = 40, 22, 8
     plot_w, plot_h = width - left - 8, height - bottom - top_pad
     n = max(len(bars), 1)
     slot = plot_w / n
@@ -256,7 +268,11 @@ def _chart(item: DashboardItem) -> str:
         bars = [_bar(c, spec.statistic, _hour_label(str(c.get("hour", "")))) for c in cells]
         vmax = _nice_max(max([b.high or 0.0 for b in bars] + [1e-9]))
         return _figure(
-            item, _vbar_svg(bars, spec.key, "city", spec.unit_label, digits, vmax, PALETTE[0]), "wide"
+            item,
+            _vbar_svg(
+                bars, spec.key, "city", spec.unit_label, digits, vmax, PALETTE[0], width=720, height=230
+            ),
+            "wide",
         )
     # district-hours: small multiples on one shared scale
     districts: dict[str, list[Bar]] = {}
