@@ -7,8 +7,10 @@ The API mirrors TigerBeetle's Python client: `Ledger.open(url)`, `create_account
 """
 
 from . import merkle, note
+from .allowances import Allowance, AllowanceError, Allowances, PaymentRequest
 from .audit import AuditReport, audit
 from .committer import GroupCommitter
+from .gate import AccountGate, Admission, GateRefusedError, SubjectGate, account_id_for, owner_tag
 from .store import DEFAULT_ORIGIN, Ledger
 from .tables import create_schema
 from .types import (
@@ -31,6 +33,7 @@ from .types import (
     Transfer,
     TransferFlags,
 )
+from .witness import Witness, WitnessConflictError, WitnessError, verify_checkpoint
 
 __all__ = [
     "AMOUNT_MAX",
@@ -41,22 +44,36 @@ __all__ = [
     "TRANSIENT_TRANSFER_STATUSES",
     "Account",
     "AccountFlags",
+    "AccountGate",
+    "Admission",
+    "Allowance",
+    "AllowanceError",
+    "Allowances",
     "AuditReport",
     "BatchTooLargeError",
     "CreateAccountResult",
     "CreateAccountStatus",
     "CreateTransferResult",
     "CreateTransferStatus",
+    "GateRefusedError",
     "GroupCommitter",
     "Ledger",
     "LedgerError",
     "LedgerInvariantError",
     "LedgerValueError",
+    "PaymentRequest",
     "PendingState",
+    "SubjectGate",
     "Transfer",
     "TransferFlags",
+    "Witness",
+    "WitnessConflictError",
+    "WitnessError",
+    "account_id_for",
     "audit",
     "create_schema",
     "merkle",
     "note",
+    "owner_tag",
+    "verify_checkpoint",
 ]

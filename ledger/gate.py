@@ -24,6 +24,7 @@ __all__ = [
     "AccountGate",
     "Admission",
     "BbsPseudonymGate",
+    "BbsPseudonymPresentation",
     "GateRefusedError",
     "SubjectGate",
     "account_id_for",
