@@ -42,7 +42,16 @@ from identity.sql import Clock, system_clock_ns
 __all__ = ["BatchResult", "Gateway", "GatewayConfig", "PolicyCache"]
 
 MAX_BATCHES_PER_CALL = 1_000
-_READING_COLUMNS = ("unit", "stream", "category", "district", "ts_ns", "value", "grant_set_id")
+_READING_COLUMNS = (
+    "unit",
+    "stream",
+    "category",
+    "district",
+    "ts_ns",
+    "value",
+    "grant_set_id",
+    "retain_until_ns",
+)
 
 
 def _insert_readings_sql(paramstyle: str) -> str:
@@ -359,6 +368,7 @@ class Gateway:
                 continue
             minute = ts - ts % MINUTE_NS
             db_set: Any = None
+            retain: int | None = None
             if not public:
                 if category in tables:
                     table = tables[category]
@@ -380,5 +390,6 @@ class Gateway:
                     if set_id not in known and set_id not in new_sets:
                         new_sets[set_id] = grant_set
                     db_set = db_sets[set_id] = set_param(set_id)
+                retain = minute + grant_set.retention_ns
             c.accepted += 1
-            append((unit, stream, category, district_of(lat, lon), minute, value, db_set))
+            append((unit, stream, category, district_of(lat, lon), minute, value, db_set, retain))

@@ -61,6 +61,7 @@ class Grant:
     purposes: frozenset[str]
     recipients: frozenset[str]
     intervals: tuple[tuple[int, int], ...]
+    retention_s: int = 0  # how long readings it permits may be kept (0: not at all)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class GrantSet:
     set_id: int
     record_ids: tuple[int, ...]
     flows: frozenset[tuple[str, str]]
+    retention_ns: int = 0  # the longest retention among the records: readings are kept that long
 
     def allows(self, recipient: str, purpose: str) -> bool:
         return (recipient, purpose) in self.flows
@@ -78,7 +80,8 @@ class GrantSet:
 def _make_set(grants: Sequence[Grant]) -> GrantSet:
     ids = tuple(sorted(g.record_id for g in grants))
     flows = frozenset((r, p) for g in grants for r in g.recipients for p in g.purposes)
-    return GrantSet(grant_set_id(ids), ids, flows)
+    retention_ns = max(g.retention_s for g in grants) * 1_000_000_000
+    return GrantSet(grant_set_id(ids), ids, flows, retention_ns)
 
 
 class _Segments:

@@ -40,6 +40,7 @@ __all__ = [
     "analytics_readings_select",
     "declared_purposes",
     "permitted_readings_filter",
+    "purge_readings",
     "register_recipient",
     "share_page",
 ]
@@ -173,7 +174,8 @@ def permitted_readings_filter(recipient: str, purpose: str, now_ns: int) -> sa.C
         )
         .exists()
     )
-    return sa.or_(r.c.grant_set_id.is_(None), consented)
+    kept = r.c.retain_until_ns > now_ns  # retention follows the clock, like expiry
+    return sa.or_(r.c.grant_set_id.is_(None), sa.and_(kept, consented))
 
 
 def analytics_readings_select(
@@ -257,6 +259,28 @@ def share_page(
     last = readings[-1].id if readings else after
     position = encode_cursor(last)
     return SharePage(readings, position if len(readings) == limit else None, position)
+
+
+def purge_readings(engine: sa.Engine, *, now_ns: int, batch: int = 10_000) -> int:
+    """Delete personal readings past their retention (sharing already ignores them); returns count."""
+    r = t.readings
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            ids = (
+                conn.execute(
+                    sa.select(r.c.id)
+                    .where(r.c.retain_until_ns.is_not(None), r.c.retain_until_ns <= now_ns)
+                    .limit(batch)
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                conn.execute(sa.delete(r).where(r.c.id.in_(ids)))
+        total += len(ids)
+        if len(ids) < batch:
+            return total
 
 
 def access_log(

@@ -156,6 +156,7 @@ def load_grants(conn: sa.Connection, subjects: Sequence[str]) -> dict[str, list[
                 t.records.c.categories,
                 t.records.c.purposes,
                 t.records.c.recipients,
+                t.records.c.retention_s,
                 t.grants.c.start_ns,
                 t.grants.c.end_ns,
             )
@@ -176,6 +177,7 @@ def load_grants(conn: sa.Connection, subjects: Sequence[str]) -> dict[str, list[
                     purposes=frozenset(json.loads(row.purposes)),
                     recipients=frozenset(json.loads(row.recipients)),
                     intervals=tuple(intervals),
+                    retention_s=row.retention_s,
                 )
             )
     return out

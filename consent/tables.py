@@ -208,6 +208,8 @@ readings = sa.Table(
     sa.Column("ts_ns", sa.BigInteger(), nullable=False, index=True),
     sa.Column("value", sa.Float(), nullable=False),
     sa.Column("grant_set_id", Id128(), nullable=True),  # NULL: public sensor, no consent needed
+    # personal readings: minute + the longest retention among the permitting records; NULL: public
+    sa.Column("retain_until_ns", sa.BigInteger(), nullable=True),
 )
 
 access_log = sa.Table(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from consent import tables as t
 from consent.devices import DeviceKind, register_device
 from consent.gateway import Gateway
 from consent.sharing import (
@@ -180,3 +181,46 @@ def test_analytics_select_contract(store: ConsentStore, gateway: Gateway, clock:
         [("pseudo-alice", T0 + i * MIN) for i in (2, 3, 4)] + [("city-noise-1", T0 + 2 * MIN)]
     )
     assert all(isinstance(r.value, float) and r.district for r in rows)
+
+
+def test_retention_follows_the_clock_and_purge_deletes(
+    store: ConsentStore, gateway: Gateway, clock: Clock
+) -> None:
+    from consent.sharing import purge_readings
+
+    register_recipient(
+        store.engine, client_id=AGENCY, name="Transport", purposes=["dpv:PublicBenefit"], now_ns=T0
+    )
+    register_device(
+        store.engine,
+        public_key=bytes(device_key(1).verify_key),
+        kind=DeviceKind.PERSONAL,
+        owner="pseudo-alice",
+        now_ns=T0,
+        device_id="dev-1",
+    )
+    register_device(
+        store.engine,
+        public_key=bytes(device_key(9).verify_key),
+        kind=DeviceKind.PUBLIC,
+        now_ns=T0,
+        device_id="city-1",
+    )
+    store.give(
+        terms("pseudo-alice", recipients=(AGENCY,), valid_until_ns=T0 + 200 * DAY)
+    )  # retention: 90 days
+    clock.advance(HOUR)
+    gateway.ingest(
+        [
+            batch("dev-1", device_key(1), readings("vehicle.location", [T0, T0 + MIN])),
+            batch("city-1", device_key(9), readings("city.noise_db", [T0])),
+        ]
+    )
+    units, _ = _all(store.engine, AGENCY, "dpv:PublicBenefit", 100, T0 + 89 * DAY)
+    assert sorted(units) == ["city-1", "pseudo-alice", "pseudo-alice"]
+    units, _ = _all(store.engine, AGENCY, "dpv:PublicBenefit", 100, T0 + 91 * DAY)
+    assert units == ["city-1"]
+    assert purge_readings(store.engine, now_ns=T0 + 89 * DAY) == 0
+    assert purge_readings(store.engine, now_ns=T0 + 91 * DAY) == 2
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.readings)).scalar_one() == 1

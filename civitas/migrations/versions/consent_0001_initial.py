@@ -126,6 +126,7 @@ def upgrade() -> None:
         sa.Column("ts_ns", sa.BigInteger(), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("grant_set_id", Id128(), nullable=True),
+        sa.Column("retain_until_ns", sa.BigInteger(), nullable=True),
     )
     op.create_index("ix_consent_readings_ts_ns", "consent_readings", ["ts_ns"])
     op.create_table(
