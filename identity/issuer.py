@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 PRE_AUTH_GRANT: Final = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
+BBS_FORMAT: Final = "civitas-bbs"
+BBS_PROOF_TYPE: Final = "civitas_bbs_nym"
 PROOF_TYP: Final = "openid4vci-proof+jwt"
 NS: Final = 1_000_000_000
 STATUS_BITS: Final = 2
@@ -98,6 +100,7 @@ class IssuerConfig:
     status_list_size: int = 1 << 16
     status_list_ttl_s: int = 300
     decoys: int = 2
+    bbs_key: Any = None  # identity.bbs_credentials.BBSIssuerKey, for civitas-bbs configurations
     extra_metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -162,13 +165,20 @@ class Issuer:
             names = list(conf.claims)
             if conf.derive_predicates:
                 names += [p for p in predicates.PREDICATE_CLAIMS if p not in names]
+            bbs = conf.format == BBS_FORMAT
             configs[conf.id] = {
                 "format": conf.format,
                 "scope": conf.id,
                 "vct": conf.vct,
-                "cryptographic_binding_methods_supported": ["jwk"],
-                "credential_signing_alg_values_supported": [jose.default_alg(jose.load_key(c.signing_jwk))],
-                "proof_types_supported": {"jwt": {"proof_signing_alg_values_supported": ["EdDSA", "ES256"]}},
+                "cryptographic_binding_methods_supported": [BBS_PROOF_TYPE] if bbs else ["jwk"],
+                "credential_signing_alg_values_supported": (
+                    ["BBS-BLS12-381-SHA-256"] if bbs else [jose.default_alg(jose.load_key(c.signing_jwk))]
+                ),
+                "proof_types_supported": (
+                    {BBS_PROOF_TYPE: {}}
+                    if bbs
+                    else {"jwt": {"proof_signing_alg_values_supported": ["EdDSA", "ES256"]}}
+                ),
                 "credential_metadata": {
                     "display": [{"name": conf.display_name, "locale": "en-US"}],
                     "claims": [{"path": [n]} for n in names],
@@ -432,25 +442,12 @@ class Issuer:
         if len(set(thumbprints)) != len(thumbprints):
             raise IssuanceError("invalid_proof", "each copy needs its own holder key")
         with self.engine.begin() as conn:
-            offer = (
-                conn.execute(sa.select(t.offers).where(t.offers.c.id == offer_id).with_for_update())
-                .mappings()
-                .first()
-            )
-            if offer is None or offer["redeemed_ns"] is None:
-                raise IssuanceError("invalid_token", "no redeemed offer for this access token", status=401)
-            if offer["access_expires_ns"] is None or offer["access_expires_ns"] <= now:
-                raise IssuanceError("invalid_token", "access token expired", status=401)
-            if configuration_id is not None and configuration_id != offer["credential_configuration_id"]:
+            offer, conf = self._claim_offer(conn, offer_id, now, configuration_id)
+            if conf.format == BBS_FORMAT:
                 raise IssuanceError(
-                    "invalid_credential_request", "this access token is for another credential"
-                )
-            if offer["credentials_issued"]:
-                raise IssuanceError(
-                    "invalid_credential_request", "credentials for this offer were already issued"
+                    "invalid_proof", "BBS credentials are requested with civitas_bbs_nym proofs"
                 )
             self._consume_nonce(conn, nonces.pop(), now)
-            conf = self.config.configurations[offer["credential_configuration_id"]]
             raw = json.loads(offer["claims_json"])
             derived = predicates.derive(raw, today=self.today()) if conf.derive_predicates else {}
             batch_id = uuid.uuid4().int
@@ -495,6 +492,81 @@ class Issuer:
                 t.offers.update().where(t.offers.c.id == offer_id).values(credentials_issued=len(issued))
             )
         return issued
+
+    def _claim_offer(
+        self, conn: sa.Connection, offer_id: int, now: int, configuration_id: str | None
+    ) -> tuple[sa.RowMapping, CredentialConfiguration]:
+        """The redeemed, unexpired, not yet used offer behind an access token (row locked)."""
+        offer = (
+            conn.execute(sa.select(t.offers).where(t.offers.c.id == offer_id).with_for_update())
+            .mappings()
+            .first()
+        )
+        if offer is None or offer["redeemed_ns"] is None:
+            raise IssuanceError("invalid_token", "no redeemed offer for this access token", status=401)
+        if offer["access_expires_ns"] is None or offer["access_expires_ns"] <= now:
+            raise IssuanceError("invalid_token", "access token expired", status=401)
+        if configuration_id is not None and configuration_id != offer["credential_configuration_id"]:
+            raise IssuanceError("invalid_credential_request", "this access token is for another credential")
+        if offer["credentials_issued"]:
+            raise IssuanceError(
+                "invalid_credential_request", "credentials for this offer were already issued"
+            )
+        return offer, self.config.configurations[offer["credential_configuration_id"]]
+
+    def issue_bbs(
+        self, offer_id: int, commitments: Sequence[bytes], *, configuration_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Credential endpoint for BBS: blind-sign the claims against the wallet's nym commitment.
+
+        One credential per request (BBS presentations are unlinkable, so copies are not needed).
+        BBS credentials carry no status reference; their validity is their configuration's
+        ``validity_s`` (keep it short).
+        """
+        from identity import bbs_credentials as bc
+
+        key = self.config.bbs_key
+        if key is None:
+            raise IssuanceError("unknown_credential_configuration", "this issuer has no BBS key")
+        if len(commitments) != 1:
+            raise IssuanceError("invalid_credential_request", "send exactly one nym commitment")
+        now = self.clock()
+        with self.engine.begin() as conn:
+            offer, conf = self._claim_offer(conn, offer_id, now, configuration_id)
+            if conf.format != BBS_FORMAT:
+                raise IssuanceError("invalid_proof", "this credential is requested with jwt proofs")
+            raw = json.loads(offer["claims_json"])
+            derived = predicates.derive(raw, today=self.today()) if conf.derive_predicates else {}
+            try:
+                issued = bc.issue(
+                    {**raw, **derived},
+                    key=key,
+                    iss=self.config.issuer_id,
+                    vct=conf.vct,
+                    commitment=commitments[0],
+                    now_s=now // NS,
+                    validity_s=conf.validity_s,
+                )
+            except bc.BBSCredentialError as exc:
+                raise IssuanceError("invalid_proof", "nym commitment rejected") from exc
+            list_id, idx = self._allocate_slot(conn, now)  # keeps the issuance index uniform
+            conn.execute(
+                t.issued_credentials.insert().values(
+                    id=uuid.uuid4().int,
+                    batch_id=uuid.uuid4().int,
+                    offer_id=offer_id,
+                    format=conf.format,
+                    vct=conf.vct,
+                    status_list_id=list_id,
+                    status_idx=idx,
+                    status=status_list.VALID,
+                    holder_key_thumbprint=None,
+                    issued_ns=now,
+                    expires_ns=(now // NS + conf.validity_s) * NS,
+                )
+            )
+            conn.execute(t.offers.update().where(t.offers.c.id == offer_id).values(credentials_issued=1))
+        return [issued.to_json()]
 
     def batch_of_offer(self, offer_id: int) -> int | None:
         with self.engine.connect() as conn:

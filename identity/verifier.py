@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from identity import dcql, eligibility, jose, sdjwt, status_list
+from identity import dcql, did_key, eligibility, jose, sdjwt, status_list
 from identity import tables as t
 from identity.sql import Clock, system_clock_ns
 
@@ -64,8 +64,9 @@ class _Reject(Exception):
 @dataclass(frozen=True, slots=True)
 class TrustedIssuer:
     issuer_id: str
-    public_key: Mapping[str, Any]  # a public JWK; BBS issuers: {"kty": "BBS", "did": "did:key:zUC7..."}
+    public_key: Mapping[str, Any] | None  # public JWK for SD-JWT VCs (Ed25519 or P-256)
     vct_values: tuple[str, ...]
+    bbs_did: str | None = None  # did:key of the BLS12-381 G2 key for BBS credentials
 
 
 class TrustedIssuers:
@@ -76,22 +77,36 @@ class TrustedIssuers:
         self.clock = clock
 
     def register(
-        self, issuer_id: str, public_key: Mapping[str, Any], vct_values: Sequence[str]
+        self,
+        issuer_id: str,
+        public_key: Mapping[str, Any] | None,
+        vct_values: Sequence[str],
+        *,
+        bbs_did: str | None = None,
     ) -> TrustedIssuer:
+        """Trust ``issuer_id`` (its JWK and/or BBS did:key) for the listed credential types."""
         if not issuer_id or len(issuer_id) > 200:
             raise VerifierError("invalid_request", "issuer id must be 1-200 characters")
         if not vct_values or any(not isinstance(v, str) for v in vct_values):
             raise VerifierError("invalid_request", "vct_values must be a non-empty list of strings")
-        key = dict(public_key)
-        if key.get("kty") != "BBS":
-            try:
-                key = jose.public_jwk(key)
-            except jose.JoseFailure as exc:
-                raise VerifierError("invalid_request", f"issuer key: {exc}") from exc
+        if public_key is None and bbs_did is None:
+            raise VerifierError("invalid_request", "give a JWK, a BBS did:key, or both")
+        key: dict[str, Any] | None = None
+        if public_key is not None:
             if "d" in public_key:
                 raise VerifierError("invalid_request", "register the public key only")
+            try:
+                key = jose.public_jwk(public_key)
+            except jose.JoseFailure as exc:
+                raise VerifierError("invalid_request", f"issuer key: {exc}") from exc
+        if bbs_did is not None:
+            try:
+                if did_key.decode(bbs_did).key_type != "Bls12381G2":
+                    raise VerifierError("invalid_request", "a BBS issuer key is a BLS12-381 G2 did:key")
+            except did_key.DidKeyError as exc:
+                raise VerifierError("invalid_request", f"BBS key: {exc}") from exc
         values = {
-            "public_key_json": json.dumps(key, sort_keys=True),
+            "public_key_json": json.dumps({"jwk": key, "bbs_did": bbs_did}, sort_keys=True),
             "vct_values_json": json.dumps(list(vct_values)),
             "created_ns": self.clock(),
             "revoked_ns": None,
@@ -102,7 +117,7 @@ class TrustedIssuers:
             )
             if updated.rowcount == 0:
                 conn.execute(t.trusted_issuers.insert().values(issuer_id=issuer_id, **values))
-        return TrustedIssuer(issuer_id, key, tuple(vct_values))
+        return TrustedIssuer(issuer_id, key, tuple(vct_values), bbs_did)
 
     def revoke(self, issuer_id: str) -> None:
         with self.engine.begin() as conn:
@@ -125,8 +140,9 @@ class TrustedIssuers:
             )
         if row is None:
             return None
+        keys = json.loads(row["public_key_json"])
         return TrustedIssuer(
-            row["issuer_id"], json.loads(row["public_key_json"]), tuple(json.loads(row["vct_values_json"]))
+            row["issuer_id"], keys.get("jwk"), tuple(json.loads(row["vct_values_json"])), keys.get("bbs_did")
         )
 
 
@@ -429,7 +445,7 @@ class Verifier:
             raise _Reject("malformed_presentation") from exc
         iss = held.payload.get("iss")
         trusted = self.issuers.get(iss) if isinstance(iss, str) else None
-        if trusted is None:
+        if trusted is None or trusted.public_key is None:
             raise _Reject("untrusted_issuer")
         try:
             verified = sdjwt.verify(
@@ -450,6 +466,45 @@ class Verifier:
         if "status" in verified.claims:
             checked = self._check_status(verified.claims["status"])
         return VerifiedPresentation(cq.format, trusted.issuer_id, vct, verified.claims, None, checked)
+
+    def _check_bbs(
+        self, request: PresentationRequest, cq: dcql.CredentialQuery, text: str
+    ) -> VerifiedPresentation:
+        from identity import bbs_credentials as bc  # BLS12-381 is only loaded when BBS is used
+
+        try:
+            header = bc.parse_presentation(text)["_header"]
+        except (bc.BBSCredentialError, ValueError) as exc:
+            raise _Reject("malformed_presentation") from exc
+        iss = header.get("iss")
+        trusted = self.issuers.get(iss) if isinstance(iss, str) else None
+        if trusted is None or trusted.bbs_did is None:
+            raise _Reject("untrusted_issuer")
+        try:
+            verified = bc.verify_presentation(
+                text,
+                issuer_public_key=did_key.decode(trusted.bbs_did).public_key,
+                expected_audience=self.config.effective_client_id,
+                expected_nonce=request.nonce,
+                expected_context=request.pseudonym_context,
+                now=self.clock() // NS,
+            )
+        except bc.BBSCredentialError as exc:
+            text_ = str(exc)
+            reason = (
+                "expired_credential"
+                if "expired" in text_
+                else "wrong_pseudonym_context"
+                if "another verifier" in text_
+                else "invalid_presentation"
+            )
+            raise _Reject(reason) from exc
+        if verified.vct not in trusted.vct_values:
+            raise _Reject("vct_not_allowed_for_issuer")
+        # BBS credentials carry no status reference (it would link presentations); they are short-lived.
+        return VerifiedPresentation(
+            cq.format, trusted.issuer_id, verified.vct, verified.claims, verified.pseudonym, True
+        )
 
     def _check_status(self, claim: Any) -> bool:
         if self.status_checker is None:
@@ -492,6 +547,8 @@ class Verifier:
                     raise _Reject("malformed_vp_token")
                 if cq.format in dcql.SD_JWT_FORMATS:
                     vp = self._check_sd_jwt(request, cq, text)
+                elif cq.format == dcql.BBS_FORMAT and cq.format not in self._format_checks:
+                    vp = self._check_bbs(request, cq, text)
                 elif cq.format in self._format_checks:
                     vp = self._format_checks[cq.format](request, cq, text)
                 else:

@@ -291,6 +291,22 @@ class Wallet:
         self.save()
         return stored
 
+    def add_bbs_credential(self, credential: Any, *, now_ns: int | None = None) -> StoredCredential:
+        """Store a BBS credential (``identity.bbs_credentials.BBSCredential``); it is reusable."""
+        fields = credential.header_fields
+        stored = StoredCredential(
+            uuid.uuid4().hex,
+            dcql.BBS_FORMAT,
+            str(fields["vct"]),
+            str(fields["iss"]),
+            time.time_ns() if now_ns is None else now_ns,
+            credential.claims,
+            [StoredCopy(json.dumps(credential.to_json()), {})],
+        )
+        self._credentials.append(stored)
+        self.save()
+        return stored
+
     # ---------------------------------------------------------------------------------------
     # presentation
 
@@ -298,7 +314,7 @@ class Wallet:
         return [
             dcql.HeldCredential(c.format, c.vct, c.claims, ref=c.id)
             for c in self._credentials
-            if c.copies and (allow_reuse or c.unused)
+            if c.copies and (allow_reuse or c.unused or c.format == dcql.BBS_FORMAT)
         ]
 
     def _select(self, request: Mapping[str, Any], allow_reuse: bool) -> dcql.Selection:
@@ -339,6 +355,11 @@ class Wallet:
             out = []
             for m in matches:
                 stored = self.get(str(m.credential.ref))
+                if stored.format == dcql.BBS_FORMAT:
+                    out.append(
+                        self._present_bbs(stored, m, audience, nonce, request.get("pseudonym_context"))
+                    )
+                    continue
                 copy = next((c for c in stored.copies if not c.used), None)
                 if copy is None:
                     if not allow_reuse:
@@ -359,6 +380,22 @@ class Wallet:
             vp_token[qid] = out
         self.save()
         return vp_token
+
+    @staticmethod
+    def _present_bbs(
+        stored: StoredCredential, match: dcql.CredentialMatch, audience: str, nonce: str, context: Any
+    ) -> str:
+        from identity import bbs_credentials as bc
+
+        cred = bc.BBSCredential.from_json(json.loads(stored.copies[0].credential))
+        names = {str(p[0]) for p in match.paths if p and p[0] not in ("vct", "iss", "iat", "exp")}
+        return bc.present(
+            cred,
+            sorted(names),
+            audience=audience,
+            nonce=nonce,
+            pseudonym_context=context if isinstance(context, str) else None,
+        )
 
     # ---------------------------------------------------------------------------------------
     # HTTP flows
@@ -413,6 +450,9 @@ class Wallet:
             form["tx_code"] = tx_code
         token = self._json(http.post(token_endpoint, data=form), "token request")
         access = token["access_token"]
+        configuration = meta.get("credential_configurations_supported", {}).get(config_id, {})
+        if configuration.get("format") == dcql.BBS_FORMAT:
+            return self._receive_bbs(http, meta, config_id, access)
         nonce = self._json(http.post(meta["nonce_endpoint"]), "nonce request")["c_nonce"]
         limit = int(meta.get("batch_credential_issuance", {}).get("batch_size", 1))
         keys = self.new_holder_keys(max(1, min(batch_size, limit)))
@@ -433,6 +473,30 @@ class Wallet:
             if keys_doc:
                 issuer_jwk = keys_doc[0]
         return self.add_sd_jwt_batch(creds, keys, issuer_jwk=issuer_jwk)
+
+    def _receive_bbs(
+        self, http: httpx.Client, meta: Mapping[str, Any], config_id: str, access: str
+    ) -> StoredCredential:
+        from identity import bbs_credentials as bc
+
+        nym_request = bc.start_request()
+        body = self._json(
+            http.post(
+                meta["credential_endpoint"],
+                json={
+                    "credential_configuration_id": config_id,
+                    "proofs": {issuer.BBS_PROOF_TYPE: [jose.b64u_encode(nym_request.commitment)]},
+                },
+                headers={"Authorization": f"Bearer {access}"},
+            ),
+            "credential request",
+        )
+        try:
+            issued = bc.IssuedBBS.from_json(body["credentials"][0]["credential"])
+            credential = bc.accept(issued, nym_request)
+        except (KeyError, IndexError, TypeError, bc.BBSCredentialError) as exc:
+            raise WalletError(f"received BBS credential rejected: {exc}") from exc
+        return self.add_bbs_credential(credential)
 
     def fetch_request(self, request_uri: str) -> dict[str, Any]:
         return self._json(self._client().get(request_uri), "presentation request")

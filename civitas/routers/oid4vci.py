@@ -25,8 +25,10 @@ from civitas.auth import Principal, require_scope
 from civitas.errors import ProblemError
 from civitas.keys import KeyStore
 from civitas.settings import Settings
-from identity import status_list
+from identity import jose, status_list
 from identity.issuer import (
+    BBS_FORMAT,
+    BBS_PROOF_TYPE,
     PRE_AUTH_GRANT,
     CredentialConfiguration,
     IssuanceError,
@@ -77,10 +79,28 @@ def build_issuer(app: FastAPI) -> Issuer:
                 vct=f"{base}/credentials/resident",
                 display_name="City resident",
                 claims=RESIDENT_CLAIMS,
-            )
+            ),
+            "resident_bbs": CredentialConfiguration(
+                id="resident_bbs",
+                vct=f"{base}/credentials/resident",
+                display_name="City resident (BBS, pseudonymous)",
+                claims=RESIDENT_CLAIMS,
+                validity_s=30 * 86_400,
+                format=BBS_FORMAT,
+            ),
         },
+        bbs_key=_bbs_key(key),
     )
     return Issuer(app.state.engine, config, clock=app.state.clock, today=lambda: _today(app))
+
+
+def _bbs_key(key: Any) -> Any:
+    """The BBS issuer key, derived from the service seed (it rotates with the service key)."""
+    import hashlib
+
+    from identity.bbs_credentials import BBSIssuerKey
+
+    return BBSIssuerKey.from_seed(hashlib.sha256(b"civitas bbs issuer key v1\x00" + key.seed).digest())
 
 
 def _seed_b64u(key: Any) -> str:
@@ -201,7 +221,10 @@ def authorization_server_metadata(request: Request) -> dict[str, Any]:
 @router.get("/.well-known/jwt-vc-issuer", summary="SD-JWT VC issuer metadata (signing keys)")
 def jwt_vc_issuer(request: Request) -> dict[str, Any]:
     issuer = _issuer(request)
-    return {"issuer": issuer.config.issuer_id, "jwks": {"keys": [issuer.public_jwk]}}
+    out: dict[str, Any] = {"issuer": issuer.config.issuer_id, "jwks": {"keys": [issuer.public_jwk]}}
+    if issuer.config.bbs_key is not None:
+        out["bbs_did"] = issuer.config.bbs_key.did  # BLS12-381 G2 key of civitas-bbs credentials
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,16 +357,30 @@ async def credential(request: Request, body: Annotated[dict[str, Any], Body()]) 
     try:
         offer_id = _wallet_offer(request)
         proofs_obj = body.get("proofs")
-        if not isinstance(proofs_obj, dict) or set(proofs_obj) != {"jwt"}:
-            raise IssuanceError("invalid_credential_request", 'send proofs as {"jwt": [...]}')
-        proofs = proofs_obj["jwt"]
-        if not isinstance(proofs, list) or not all(isinstance(p, str) for p in proofs):
-            raise IssuanceError("invalid_credential_request", "proofs.jwt must be a list of JWTs")
         issuer = _issuer(request)
         config_id = body.get("credential_configuration_id")
-        if config_id not in issuer.config.configurations:
+        if not isinstance(config_id, str) or config_id not in issuer.config.configurations:
             raise IssuanceError("unknown_credential_configuration", "no such credential configuration")
-        credentials = await run_in_threadpool(issuer.issue, offer_id, proofs, configuration_id=config_id)
+        bbs = issuer.config.configurations[config_id].format == BBS_FORMAT
+        proof_type = BBS_PROOF_TYPE if bbs else "jwt"
+        if not isinstance(proofs_obj, dict) or set(proofs_obj) != {proof_type}:
+            raise IssuanceError("invalid_credential_request", f'send proofs as {{"{proof_type}": [...]}}')
+        proofs = proofs_obj[proof_type]
+        if not isinstance(proofs, list) or not all(isinstance(p, str) for p in proofs):
+            raise IssuanceError(
+                "invalid_credential_request", f"proofs.{proof_type} must be a list of strings"
+            )
+        credentials: list[Any]
+        if bbs:
+            try:
+                commitments = [jose.b64u_decode(p) for p in proofs]
+            except jose.JoseFailure as exc:
+                raise IssuanceError("invalid_proof", "nym commitments are base64url") from exc
+            credentials = await run_in_threadpool(
+                issuer.issue_bbs, offer_id, commitments, configuration_id=config_id
+            )
+        else:
+            credentials = await run_in_threadpool(issuer.issue, offer_id, proofs, configuration_id=config_id)
     except IssuanceError as exc:
         return _protocol_error(exc)
     return JSONResponse({"credentials": [{"credential": c} for c in credentials]}, headers=NO_STORE)

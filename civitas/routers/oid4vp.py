@@ -43,7 +43,13 @@ def setup(app: FastAPI) -> None:
     issuer: Issuer = app.state.identity_issuer
     base = issuer.config.issuer_id
     trusted = TrustedIssuers(engine, clock=clock)
-    trusted.register(base, issuer.public_jwk, [c.vct for c in issuer.config.configurations.values()])
+    bbs_key = issuer.config.bbs_key
+    trusted.register(
+        base,
+        issuer.public_jwk,
+        sorted({c.vct for c in issuer.config.configurations.values()}),
+        bbs_did=None if bbs_key is None else bbs_key.did,
+    )
     rules = EligibilityRules(engine, clock=clock)
     status_base = issuer.config.status_list_base + "/"
 
@@ -197,7 +203,8 @@ def list_rules(
 
 class TrustedIssuerCreate(BaseModel):
     issuer: str = Field(min_length=1, max_length=200)
-    jwk: dict[str, Any] = Field(description="public JWK (OKP Ed25519 or EC P-256)")
+    jwk: dict[str, Any] | None = Field(default=None, description="public JWK (OKP Ed25519 or EC P-256)")
+    bbs_did: str | None = Field(default=None, description="did:key of a BLS12-381 G2 key (BBS credentials)")
     vct_values: list[str] = Field(min_length=1)
 
 
@@ -207,7 +214,7 @@ def add_trusted_issuer(
 ) -> dict[str, Any]:
     trusted: TrustedIssuers = request.app.state.identity_trusted
     try:
-        entry = trusted.register(body.issuer, body.jwk, body.vct_values)
+        entry = trusted.register(body.issuer, body.jwk, body.vct_values, bbs_did=body.bbs_did)
     except VerifierError as exc:
         raise _problem(exc) from exc
     return {"issuer": entry.issuer_id, "vct_values": list(entry.vct_values)}

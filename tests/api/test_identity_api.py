@@ -329,3 +329,42 @@ def test_wallet_cli(
     result = client.get(f"/identity/presentation-requests/{req['id']}/result", headers=agency).json()
     assert result["eligible"] is True
     assert run("receive", "not json at all") == 2  # errors are reported, not raised
+
+
+def test_bbs_credential_with_per_verifier_pseudonym(
+    client: TestClient, staff: dict[str, str], agency: dict[str, str], tmp_path: Path
+) -> None:
+    meta = client.get("/.well-known/openid-credential-issuer").json()
+    assert meta["credential_configurations_supported"]["resident_bbs"]["format"] == "civitas-bbs"
+    assert client.get("/.well-known/jwt-vc-issuer").json()["bbs_did"].startswith("did:key:zUC7")
+    response = client.post(
+        "/identity/offers",
+        json={"credential_configuration_id": "resident_bbs", "subject_ref": "c-7", "claims": CLAIMS},
+        headers=staff,
+    )
+    offer = response.json()
+    wallet = _wallet(tmp_path, client)
+    stored = wallet.receive(offer["credential_offer"], tx_code=offer["tx_code"])
+    assert stored.format == "civitas-bbs" and stored.claims["age_over_65"] is True
+    client.post("/identity/eligibility-rules", json={"rule": SENIOR}, headers=agency)
+
+    def ask(context: str) -> dict[str, Any]:
+        req = client.post(
+            "/identity/presentation-requests",
+            json={"rule": "senior_fare", "pseudonym_context": context},
+            headers=agency,
+        ).json()
+        obj = wallet.fetch_request(req["request_uri"])
+        (item,) = wallet.preview(obj)
+        assert item.disclosed == {"resident_of": "civitas", "age_over_65": True}
+        assert wallet.respond(obj) == {}
+        result: dict[str, Any] = client.get(f"/identity/presentation-requests/{req['id']}/result", headers=agency).json()
+        return result
+
+    first, second = ask("https://city.example/ledger"), ask("https://city.example/ledger")
+    other = ask("https://library.example")
+    for r in (first, second, other):
+        assert r["accepted"] and r["eligible"] and r["format"] == "civitas-bbs"
+        assert r["disclosed"] == {"eligibility_1": {"resident_of": "civitas", "age_over_65": True}}
+    assert first["pseudonym"] == second["pseudonym"] != other["pseudonym"]
+    assert first["pseudonym"]

@@ -260,3 +260,65 @@ def test_request_validation_and_rule_ownership(engine: sa.Engine) -> None:
     assert [r["name"] for r in w.rules.list(AGENCY)] == ["senior_fare"]
     with pytest.raises(VerifierError):
         w.trusted.register(ISSUER_ID, jose.generate_ed25519(), [RESIDENT_VCT])
+
+
+def test_bbs_presentations_through_the_verifier(engine: sa.Engine) -> None:
+    from identity import bbs_credentials as bc
+    from identity.issuer import CredentialConfiguration, IssuanceError, Issuer
+
+    w = World(engine)
+    bbs_key = bc.BBSIssuerKey.from_seed(b"\x05" * 32)
+    config = w.issuer.config
+    bbs_conf = CredentialConfiguration(
+        "resident_bbs", RESIDENT_VCT, "BBS", format="civitas-bbs", validity_s=30 * 86400
+    )
+    issuer = Issuer(
+        engine,
+        type(config)(
+            **{
+                **{f: getattr(config, f) for f in config.__dataclass_fields__},
+                "configurations": {**config.configurations, "resident_bbs": bbs_conf},
+                "bbs_key": bbs_key,
+            }
+        ),
+        clock=w.clock,
+        today=w.issuer.today,
+    )
+    w.trusted.register(ISSUER_ID, issuer.public_jwk, [RESIDENT_VCT], bbs_did=bbs_key.did)
+    w.rules.register(AGENCY, SENIOR, [RESIDENT_VCT])
+    created = issuer.create_offer("resident_bbs", RAW_CLAIMS, subject_ref="c")
+    grant = issuer.redeem_pre_authorized_code(created.pre_authorized_code, created.tx_code)
+    nym = bc.start_request()
+    with pytest.raises(IssuanceError, match="civitas_bbs_nym"):
+        issuer.issue(
+            grant.offer_id,
+            [
+                make_proof(
+                    jose.generate_ed25519(), audience=ISSUER_ID, nonce=issuer.new_nonce(), iat=w.clock.s
+                )
+            ],
+        )
+    (issued,) = issuer.issue_bbs(grant.offer_id, [nym.commitment])
+    cred = bc.accept(bc.IssuedBBS.from_json(issued), nym)
+
+    def respond(context: str | None, present_context: str | None, **kw: Any) -> Any:
+        req = w.verifier.create_request(AGENCY, rule_name="senior_fare", pseudonym_context=context)
+        obj = w.verifier.request_object(req)
+        text = bc.present(
+            cred,
+            ["age_over_65", "resident_of"],
+            audience=kw.get("aud", obj["client_id"]),
+            nonce=obj["nonce"],
+            pseudonym_context=present_context,
+        )
+        return w.verifier.handle_response(state=obj["state"], vp_token={"eligibility_1": [text]})
+
+    ok = respond("ledger", "ledger")
+    assert ok.accepted and ok.eligible and ok.pseudonym and ok.format == "civitas-bbs"
+    assert respond("ledger", "ledger").pseudonym == ok.pseudonym
+    anonymous = respond(None, None)
+    assert anonymous.accepted and anonymous.pseudonym is None
+    assert respond("ledger", "library").reason == "wrong_pseudonym_context"
+    assert respond(None, None, aud="https://evil.example").reason == "invalid_presentation"
+    w.trusted.register(ISSUER_ID, issuer.public_jwk, [RESIDENT_VCT])  # BBS key no longer trusted
+    assert respond(None, None).reason == "untrusted_issuer"
