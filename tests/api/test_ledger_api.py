@@ -1,0 +1,285 @@
+"""Ledger API over HTTP on SQLite and PostgreSQL: accounts, transfers, proofs, allowances, scopes."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from nacl.signing import SigningKey
+
+from civitas import app as app_module
+from civitas.app import create_app
+from civitas.auth import sign_jwt
+from civitas.settings import Settings
+from ledger import PaymentRequest, merkle, note
+from ledger.witness import verify_checkpoint
+
+from .conftest import BASE_URL, TokenFor, bearer
+
+DEVICE = SigningKey(b"\x33" * 32)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[FastAPI]:
+    application = create_app(settings)
+    if "civitas.routers.ledger" not in app_module.ROUTER_MODULES:
+        from civitas.routers import ledger as ledger_router
+
+        ledger_router.setup(application)
+        application.include_router(ledger_router.router)
+    yield application
+    application.state.ledger.close()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url=BASE_URL) as test_client:
+        yield test_client
+
+
+def citizen(app: FastAPI, pseudonym: str, scope: str = "ledger:read ledger:write") -> dict[str, str]:
+    settings: Settings = app.state.settings
+    now = int(time.time())
+    claims = {
+        "iss": settings.issuer, "sub": pseudonym, "aud": settings.api_audience, "client_id": "wallet",
+        "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex, "scope": scope,
+    }  # fmt: skip
+    return bearer(sign_jwt(app.state.keys, claims, typ="at+jwt"))
+
+
+@pytest.fixture
+def admin(token_for: TokenFor) -> dict[str, str]:
+    return bearer(token_for("ledger:read ledger:write ledger:admin"))
+
+
+def open_account(client: TestClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    r = client.post("/ledger/accounts", json=body, headers=headers)
+    assert r.status_code in (200, 201), r.text
+    account: dict[str, Any] = r.json()["account"]
+    return account
+
+
+def transfer(tid: int, dr: str, cr: str, amount: int, **kw: Any) -> dict[str, Any]:
+    return {"id": str(tid), "debit_account_id": dr, "credit_account_id": cr, "amount": str(amount), "ledger": 1,
+            "code": kw.pop("code", 1), **kw}  # fmt: skip
+
+
+def post_transfers(client: TestClient, headers: dict[str, str], *transfers: dict[str, Any]) -> list[str]:
+    r = client.post("/ledger/transfers", json={"transfers": list(transfers)}, headers=headers)
+    assert r.status_code == 200, r.text
+    return [x["status"] for x in r.json()["results"]]
+
+
+@pytest.fixture
+def funded(client: TestClient, app: FastAPI, admin: dict[str, str]) -> dict[str, Any]:
+    """A treasury (operator account), a shop, and alice's citizen account funded with 1000."""
+    treasury = open_account(client, admin, id="1000", owner="city-treasury")
+    shop = open_account(client, admin, id="2000", owner="shop-client")
+    alice_h = citizen(app, "nym-alice")
+    alice = open_account(client, alice_h)
+    assert post_transfers(client, admin, transfer(1, treasury["id"], alice["id"], 1000)) == ["CREATED"]
+    return {"treasury": treasury, "shop": shop, "alice": alice, "alice_h": alice_h}
+
+
+def test_citizen_gets_one_pseudonymous_account(client: TestClient, app: FastAPI) -> None:
+    h = citizen(app, "nym-alice")
+    r1 = client.post("/ledger/accounts", json={}, headers=h)
+    assert r1.status_code == 201 and r1.json()["status"] == "CREATED"
+    r2 = client.post("/ledger/accounts", json={}, headers=h)
+    assert r2.status_code == 200 and r2.json()["status"] == "EXISTS"
+    acc = r1.json()["account"]
+    assert acc["id"] == r2.json()["account"]["id"]
+    assert acc["flags"] == 2  # DEBITS_MUST_NOT_EXCEED_CREDITS: a citizen can never overdraw
+    assert "nym-alice" not in r1.text  # the ledger keeps no pseudonym in the clear
+    bob = open_account(client, citizen(app, "nym-bob"))
+    assert bob["id"] != acc["id"]
+    r = client.post("/ledger/accounts", json={"id": "5"}, headers=h)
+    assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_only_citizens_and_the_operator_open_accounts(client: TestClient, token_for: TokenFor) -> None:
+    r = client.post("/ledger/accounts", json={"id": "9"}, headers=bearer(token_for("ledger:write")))
+    assert r.status_code == 403
+    r = client.post("/ledger/accounts", json={"id": "9"}, headers=bearer(token_for("ledger:read")))
+    assert r.status_code == 403 and r.json()["type"].endswith("insufficient-scope")
+    assert client.post("/ledger/accounts", json={}).status_code == 401
+
+
+def test_citizen_sees_and_spends_only_their_own_account(
+    client: TestClient, app: FastAPI, funded: dict[str, Any]
+) -> None:
+    alice, shop, treasury, alice_h = funded["alice"], funded["shop"], funded["treasury"], funded["alice_h"]
+    got = client.get(f"/ledger/accounts/{alice['id']}", headers=alice_h).json()
+    assert got["credits_posted"] == "1000"
+    bob_h = citizen(app, "nym-bob")
+    assert client.get(f"/ledger/accounts/{alice['id']}", headers=bob_h).status_code == 404
+    assert client.get(f"/ledger/accounts/{treasury['id']}", headers=alice_h).status_code == 404
+    assert client.get("/ledger/accounts/424242", headers=alice_h).status_code == 404
+    # Alice pays the shop; she cannot debit the treasury; she cannot overdraw.
+    assert post_transfers(client, alice_h, transfer(10, alice["id"], shop["id"], 300)) == ["CREATED"]
+    r = client.post(
+        "/ledger/transfers",
+        json={"transfers": [transfer(11, treasury["id"], alice["id"], 5)]},
+        headers=alice_h,
+    )
+    assert r.status_code == 403 and r.json()["type"].endswith("not-account-owner")
+    assert post_transfers(client, alice_h, transfer(12, alice["id"], shop["id"], 701)) == ["EXCEEDS_CREDITS"]
+    assert post_transfers(client, alice_h, transfer(12, alice["id"], shop["id"], 1)) == ["ID_ALREADY_FAILED"]
+    assert post_transfers(client, alice_h, transfer(10, alice["id"], shop["id"], 300)) == ["EXISTS"]
+    page = client.get(f"/ledger/accounts/{alice['id']}/transfers?limit=1", headers=alice_h).json()
+    assert [t["id"] for t in page["transfers"]] == ["1"] and page["next_after"]
+    page2 = client.get(
+        f"/ledger/accounts/{alice['id']}/transfers?limit=5&after={page['next_after']}", headers=alice_h
+    ).json()
+    assert [t["id"] for t in page2["transfers"]] == ["10"] and page2["next_after"] is None
+    newest = client.get(
+        f"/ledger/accounts/{alice['id']}/transfers?reverse=true&limit=1", headers=alice_h
+    ).json()
+    assert newest["transfers"][0]["id"] == "10"
+    assert client.get(f"/ledger/accounts/{alice['id']}/transfers", headers=bob_h).status_code == 404
+
+
+def test_batch_limits_and_validation(
+    client: TestClient, admin: dict[str, str], funded: dict[str, Any]
+) -> None:
+    t, a = funded["treasury"]["id"], funded["alice"]["id"]
+    big = [transfer(100 + i, t, a, 1) for i in range(8191)]
+    r = client.post("/ledger/transfers", json={"transfers": big}, headers=admin)
+    assert r.status_code in (413,), r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    r = client.post("/ledger/transfers", json={"transfers": [transfer(5, t, a, -1)]}, headers=admin)
+    assert r.status_code == 422
+    r = client.post(
+        "/ledger/transfers",
+        json={"transfers": [{**transfer(5, t, a, 1), "amount": str(1 << 129)}]},
+        headers=admin,
+    )
+    assert r.status_code == 422
+    assert client.get(f"/ledger/accounts/{a}", headers=admin).json()["credits_posted"] == "1000"
+    statuses = post_transfers(
+        client, admin, transfer(20, t, a, 5, flags=1), transfer(21, t, "777", 5), transfer(22, t, a, 5)
+    )
+    assert statuses == ["LINKED_EVENT_FAILED", "CREDIT_ACCOUNT_NOT_FOUND", "CREATED"]
+
+
+def test_concurrent_single_transfers_share_commits_and_never_overdraw(
+    client: TestClient, app: FastAPI, funded: dict[str, Any]
+) -> None:
+    alice, shop, alice_h = funded["alice"], funded["shop"], funded["alice_h"]
+
+    def pay(i: int) -> str:
+        r = client.post(
+            "/ledger/transfers",
+            json={"transfers": [transfer(500 + i, alice["id"], shop["id"], 30)]},
+            headers=alice_h,
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["results"][0]["status"])
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(pay, range(40)))
+    assert statuses.count("CREATED") == 1000 // 30
+    assert set(statuses) == {"CREATED", "EXCEEDS_CREDITS"}
+    got = client.get(f"/ledger/accounts/{alice['id']}", headers=alice_h).json()
+    assert int(got["debits_posted"]) == 30 * (1000 // 30) <= int(got["credits_posted"])
+
+
+def test_checkpoint_and_proofs_are_public_and_verify(
+    client: TestClient, admin: dict[str, str], funded: dict[str, Any]
+) -> None:
+    t, a = funded["treasury"]["id"], funded["alice"]["id"]
+    post_transfers(client, admin, *[transfer(50 + i, t, a, 1) for i in range(6)])
+    key = client.get("/ledger/log-key").json()
+    assert key["origin"].endswith("/ledger") and key["tree_size"] == 7
+    r = client.get("/ledger/checkpoint")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    cp = verify_checkpoint(r.text, key["verifier_key"], [], 0)
+    assert cp.size == 7
+    for i in (0, 3, 6):
+        p = client.get(f"/ledger/proofs/inclusion?leaf_index={i}&tree_size=7").json()
+        proof = [base64.b64decode(h) for h in p["proof"]]
+        assert merkle.verify_inclusion(base64.b64decode(p["leaf_hash"]), i, 7, proof, cp.root_hash)
+    old = note.parse_checkpoint(note.parse_note(client.get("/ledger/checkpoint").text).text)
+    post_transfers(client, admin, transfer(70, t, a, 1))
+    new = verify_checkpoint(client.get("/ledger/checkpoint").text, key["verifier_key"], [], 0)
+    c = client.get(f"/ledger/proofs/consistency?old_size={old.size}&new_size={new.size}").json()
+    assert merkle.verify_consistency(
+        old.size, new.size, [base64.b64decode(h) for h in c["proof"]], old.root_hash, new.root_hash
+    )
+    assert client.get("/ledger/proofs/inclusion?leaf_index=0&tree_size=999").status_code == 422
+    assert client.get("/ledger/proofs/consistency?old_size=5&new_size=2").status_code == 422
+
+
+def test_device_allowance_over_http(
+    client: TestClient, app: FastAPI, token_for: TokenFor, funded: dict[str, Any]
+) -> None:
+    alice, shop, alice_h = funded["alice"], funded["shop"], funded["alice_h"]
+    now = time.time_ns()
+    body = {
+        "id": "77", "account_id": alice["id"],
+        "device_public_key": base64.urlsafe_b64encode(bytes(DEVICE.verify_key)).rstrip(b"=").decode(),
+        "cap_micros": "100", "period_s": 3600, "expires_at_ns": str(now + 86_400 * 10**9), "code": 9,
+    }  # fmt: skip
+    r = client.post("/ledger/allowances", json=body, headers=alice_h)
+    assert r.status_code == 201, r.text
+    bob_h = citizen(app, "nym-bob")
+    assert client.post("/ledger/allowances", json={**body, "id": "78"}, headers=bob_h).status_code == 404
+    assert client.get("/ledger/allowances/77", headers=bob_h).status_code == 404
+    device_h = bearer(token_for("ledger:pay"))
+
+    def pay(rid: int, amount: int, flags: int = 0) -> Any:
+        req = PaymentRequest(
+            77, rid, amount, int(shop["id"]), time.time_ns(), flags=flags, timeout_s=60 if flags else 0
+        )
+        sig = base64.urlsafe_b64encode(req.sign(DEVICE)).rstrip(b"=").decode()
+        payload = {"allowance_id": "77", "request_id": str(rid), "amount_micros": str(amount),
+                   "payee_account_id": shop["id"], "timestamp_ns": str(req.timestamp_ns), "flags": flags,
+                   "timeout_s": req.timeout_s, "signature": sig}  # fmt: skip
+        return client.post("/ledger/allowances/payments", json=payload, headers=device_h)
+
+    r = pay(900, 60)
+    assert r.status_code == 200 and r.json()["status"] == "CREATED"
+    assert pay(900, 60).json()["status"] == "EXISTS"  # replay
+    r = pay(901, 50)
+    assert r.status_code == 409 and r.json()["type"].endswith("cap-exceeded")
+    r = pay(902, 40, flags=1)  # a toll reservation
+    assert r.json()["status"] == "CREATED"
+    shop_h = bearer(token_for("ledger:read ledger:write"))  # not the shop's owner
+    assert (
+        client.post(
+            "/ledger/allowances/reservations/902/post", json={"transfer_id": "903"}, headers=shop_h
+        ).status_code
+        == 404
+    )
+    owner_claims_h = citizen(app, "shop-client")  # the subject the operator named as the shop's owner
+    r = client.post(
+        "/ledger/allowances/reservations/902/post",
+        json={"transfer_id": "903", "amount_micros": "25"},
+        headers=owner_claims_h,
+    )
+    assert r.status_code == 200 and r.json()["status"] == "CREATED"
+    got = client.get(f"/ledger/accounts/{alice['id']}", headers=alice_h).json()
+    assert (got["debits_pending"], got["debits_posted"]) == ("0", "85")
+    assert client.post("/ledger/allowances/77/revoke", headers=alice_h).status_code == 204
+    assert pay(904, 1).status_code == 403
+    tampered = pay(905, 1)
+    assert tampered.status_code == 403
+    assert client.post("/ledger/allowances/payments", json={}, headers=alice_h).status_code in (403, 422)
+
+
+def test_operator_reads_any_account(
+    client: TestClient, admin: dict[str, str], funded: dict[str, Any]
+) -> None:
+    r = client.get(f"/ledger/accounts/{funded['alice']['id']}", headers=admin)
+    assert r.status_code == 200 and r.json()["credits_posted"] == "1000"
+    r = client.post(
+        "/ledger/accounts", json={"id": "1000", "owner": "city-treasury", "code": 2}, headers=admin
+    )
+    assert r.status_code == 409 and r.json()["status_name"] == "EXISTS_WITH_DIFFERENT_CODE"
