@@ -283,3 +283,34 @@ def test_operator_reads_any_account(
         "/ledger/accounts", json={"id": "1000", "owner": "city-treasury", "code": 2}, headers=admin
     )
     assert r.status_code == 409 and r.json()["status_name"] == "EXISTS_WITH_DIFFERENT_CODE"
+
+
+def test_witness_and_audit_commands(
+    client: TestClient, app: FastAPI, admin: dict[str, str], funded: dict[str, Any], tmp_path: Any
+) -> None:
+    import io
+
+    from civitas.cli_ledger import run_audit, run_witness
+
+    key = client.get("/ledger/log-key").json()["verifier_key"]
+    common = dict(
+        name="witness.example", key_file=tmp_path / "w.key", state=tmp_path / "w.json", once=True, http=client
+    )
+    out = io.StringIO()
+    assert run_witness(BASE_URL, key, out=out, **common) == 0  # type: ignore[arg-type]
+    t, a = funded["treasury"]["id"], funded["alice"]["id"]
+    post_transfers(client, admin, transfer(80, t, a, 1), transfer(81, t, a, 1))
+    out = io.StringIO()
+    assert run_witness(BASE_URL, key, out=out, **common) == 0  # type: ignore[arg-type]
+    text = out.getvalue()
+    signed = text[text.index("\n") + 1 :]
+    wkey = text.split(": ", 1)[1].split("\n", 1)[0]
+    assert verify_checkpoint(signed, key, [wkey], 1).size == 3
+    assert (tmp_path / "w.key").stat().st_mode & 0o777 == 0o600
+    report = io.StringIO()
+    assert run_audit(app.state.settings, out=report) == 0, report.getvalue()
+    assert "ledger audit: OK" in report.getvalue()
+    forged = note.NoteSigner(
+        client.get("/ledger/log-key").json()["origin"], SigningKey(b"\x07" * 32)
+    ).verifier.vkey()
+    assert run_audit(app.state.settings, log_keys=[forged], out=io.StringIO()) == 1
