@@ -11,6 +11,16 @@ from fastapi import APIRouter, FastAPI
 
 from civitas.routers import oid4vci, oid4vp
 
+# Endpoints whose protocol (OpenID4VCI / OpenID4VP) defines the error format, not problem+json.
+PROTOCOL_ERROR_PATHS = frozenset(
+    {
+        "/identity/nonce",
+        "/identity/credential",
+        "/identity/presentation-requests/{request_id}",
+        "/identity/presentation-responses",
+    }
+)
+
 router = APIRouter()
 router.include_router(oid4vci.router)
 router.include_router(oid4vp.router)

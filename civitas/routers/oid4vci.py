@@ -326,6 +326,13 @@ def get_status_list(list_id: int, request: Request) -> Response:
 # wallet-facing protocol endpoints
 
 
+_OID4VCI_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "OID4VCI error: invalid_credential_request, invalid_proof, invalid_nonce, ..."},
+    401: {"description": "invalid_token (WWW-Authenticate: Bearer)"},
+    403: {"description": "insufficient_scope"},
+}
+
+
 @router.post("/identity/nonce", summary="OID4VCI nonce endpoint")
 def nonce(request: Request) -> JSONResponse:
     return JSONResponse({"c_nonce": _issuer(request).new_nonce()}, headers=NO_STORE)
@@ -352,7 +359,11 @@ def _wallet_offer(request: Request) -> int:
         raise IssuanceError("invalid_token", "malformed token subject", status=401) from exc
 
 
-@router.post("/identity/credential", summary="OID4VCI credential endpoint (batch via several proofs)")
+@router.post(
+    "/identity/credential",
+    summary="OID4VCI credential endpoint (batch via several proofs)",
+    responses=_OID4VCI_ERRORS,
+)
 async def credential(request: Request, body: Annotated[dict[str, Any], Body()]) -> JSONResponse:
     try:
         offer_id = _wallet_offer(request)

@@ -245,7 +245,13 @@ def get_request_object(request_id: str, request: Request) -> JSONResponse:
     return JSONResponse(verifier.request_object(found), headers=NO_STORE)
 
 
-@router.post("/identity/presentation-responses", summary="Wallet response (response_mode direct_post)")
+@router.post(
+    "/identity/presentation-responses",
+    summary="Wallet response (response_mode direct_post)",
+    responses={
+        400: {"description": "invalid_request (unknown state, replay) or invalid_presentation (reason)"}
+    },
+)
 async def presentation_response(request: Request) -> JSONResponse:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return _vp_error(400, "invalid_request", "the body must be application/x-www-form-urlencoded")
