@@ -162,7 +162,7 @@ class Snapshot:
         return sorted(self.files)
 
     def scan(self, stream: str) -> pl.LazyFrame:
-        """One stream's rows (columns of FRAME_SCHEMA), earliest first; empty for an unknown stream."""
+        """One stream's rows (FRAME_SCHEMA), by unit, random within a unit; empty for an unknown stream."""
         path = self.files.get(stream)
         if path is None:
             return pl.LazyFrame(schema=FRAME_SCHEMA)
@@ -209,8 +209,12 @@ def snapshot_of(readings: pl.DataFrame, *, directory: str | os.PathLike[str] | N
             (pl.col("ts_ns") // HOUR_NS * HOUR_NS).alias("hour"),
             (pl.col("ts_ns") // DAY_NS * DAY_NS).alias("day"),
         )
-        .sort("stream", "ts_ns")
         .collect()
+        # Rows grouped by unit (contiguous groups make the per-unit windows of the contribution
+        # bounds cheaper) and in random order within each unit, so "the first k rows of a unit in
+        # a cell" is a uniformly random sample of them.
+        .sample(fraction=1.0, shuffle=True)
+        .sort("stream", "unit", maintain_order=True)
     )
     streams = encoded.get_column("stream").unique().to_list()
     if len(streams) > MAX_STREAMS:

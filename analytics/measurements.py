@@ -233,8 +233,9 @@ def bounding_steps(query: Query) -> list[tuple[str, pl.Expr]]:
                 .alias("bin"),
             )
         )
-    # A uniformly random sample of each unit's rows in each cell (no time-of-day bias).
-    steps.append(("filter", pl.int_range(pl.len()).shuffle().over("unit", *by) < query.bounds.rows_per_cell))
+    # Snapshot rows are in random order, so the first rows_per_cell rows of a unit in a cell are
+    # a uniformly random sample (no time-of-day bias) without a per-query shuffle.
+    steps.append(("filter", pl.int_range(pl.len()).over("unit", *by) < query.bounds.rows_per_cell))
     if by:
         # OpenDP accounts `rank < k` as k groups while it keeps k - 1: keep cells_per_unit
         # cells (lowest keys first) and let OpenDP calibrate, conservatively, for one more.
