@@ -358,7 +358,9 @@ def test_bbs_credential_with_per_verifier_pseudonym(
         (item,) = wallet.preview(obj)
         assert item.disclosed == {"resident_of": "civitas", "age_over_65": True}
         assert wallet.respond(obj) == {}
-        result: dict[str, Any] = client.get(f"/identity/presentation-requests/{req['id']}/result", headers=agency).json()
+        result: dict[str, Any] = client.get(
+            f"/identity/presentation-requests/{req['id']}/result", headers=agency
+        ).json()
         return result
 
     first, second = ask("https://city.example/ledger"), ask("https://city.example/ledger")
