@@ -188,3 +188,31 @@ def test_epsilon_conversion_is_opendps_and_monotone() -> None:
     assert epsilon_of_rho(0.5, 1e-9) <= 0.5 + 2 * math.sqrt(0.5 * math.log(1e9))
     with pytest.raises(ValueError):
         epsilon_of_rho(-1.0)
+
+
+def test_released_keys_suppress_small_groups() -> None:
+    """Without public keys, OpenDP's thresholding drops groups too small to release safely."""
+    rows = [
+        {"unit": f"{d}-{i}", "stream": "s.k", "district": d, "ts_ns": DAY0, "value": 1.0}
+        for d in ("north", "south")
+        for i in range(3000)
+    ]
+    rows.append({"unit": "lonely", "stream": "s.k", "district": "secret-hamlet", "ts_ns": DAY0, "value": 1.0})
+    query = parse_query(
+        {
+            "metric": "count",
+            "stream": "s.k",
+            "group_by": ["district"],
+            "keys": "released",
+            "start_ns": DAY0,
+            "end_ns": DAY0 + DAY_NS,
+            "bounds": {"rows_per_cell": 1, "cells_per_unit": 1},
+            "privacy": {"rho": 0.5, "delta": 1e-7},
+        }
+    )
+    with snapshot_of(pl.DataFrame(rows)) as snap:
+        released = measure(snap.scan("s.k"), query, DISTRICTS)
+    keys = {k["district"] for k, _ in released.cells}
+    assert keys == {"north", "south"}
+    assert released.threshold is not None and 1 < released.threshold < 3000
+    assert released.rho <= 0.5 and 0 < released.delta <= 1e-7
