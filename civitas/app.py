@@ -18,11 +18,16 @@ from civitas.keys import KeyStore
 from civitas.settings import Settings
 from identity.sql import Clock, system_clock_ns
 
-# Routers in the order they appear in the API document; an area's module exposes `router`
-# and, optionally, `setup(app)` to attach its services to `app.state`.
+# Routers in the order they appear in the API document; an area's module exposes `router`,
+# optionally `setup(app)` to attach its services to `app.state`, and optionally
+# `PROTOCOL_ERROR_PATHS`: paths whose protocol defines its own error format.
 ROUTER_MODULES = (
     "civitas.routers.health",
     "civitas.routers.oauth",
+    "civitas.routers.identity",
+    "civitas.routers.ledger",
+    "civitas.routers.consent",
+    "civitas.routers.analytics",
 )
 
 DESCRIPTION = (
@@ -55,11 +60,14 @@ def create_app(
     app.state.token_verifier = TokenVerifier(engine, settings, keys, clock)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    protocol_paths: set[str] = set()
     for name in ROUTER_MODULES:
         module = importlib.import_module(name)
         if hasattr(module, "setup"):
             module.setup(app)
         app.include_router(module.router)
+        protocol_paths |= set(getattr(module, "PROTOCOL_ERROR_PATHS", ()))
+    app.state.protocol_error_paths = frozenset(protocol_paths)
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
 
@@ -77,8 +85,6 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": True,
 }
-# Endpoints whose protocol defines its own error format.
-PROTOCOL_ERROR_PATHS = frozenset({"/oauth/token"})
 
 
 def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
@@ -94,7 +100,7 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            if path in PROTOCOL_ERROR_PATHS:
+            if path in app.state.protocol_error_paths:
                 responses.pop("422", None)
                 continue
             if "422" in responses:

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from civitas.settings import Settings
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("civitas.cli_ledger", "civitas.cli_wallet", "civitas.demo")
 DEFAULT_OPENAPI_PATH = Path("specs/openapi.json")
 
 console = Console(emoji=False, highlight=False)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from civitas.auth import OAuthServer, TokenRequest
 
 router = APIRouter(tags=["oauth"])
+PROTOCOL_ERROR_PATHS = frozenset({"/oauth/token"})
 
 MAX_FORM_FIELDS = 32
 
