@@ -175,31 +175,33 @@ def run_demo(
     data_dir = (options.data_dir or default_data_dir(options.seed)).resolve()
     prepare_data_dir(data_dir)
     day = simulated_day()
-    clock = DayClock(day)
+    clock = DayClock.create(data_dir / "clock", day)
     city = City(options.seed, options.citizens)
-    server = DemoServer(data_dir, clock, host=options.host, port=options.port)
-    base_url = server.start()
-    summary = Summary(options.seed, options.citizens, day.isoformat(), str(data_dir), base_url)
-    http = httpx.Client(base_url=base_url, timeout=120.0, limits=httpx.Limits(max_connections=32))
-    progress = Progress(
-        TextColumn("{task.description:<28}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
+    server = DemoServer(data_dir, clock.path, host=options.host, port=options.port)
+    keep_serving = False
     try:
-        ctx = DemoContext(options, city, clock, server, http, _operations(http), progress)
-        if on_ready is not None:
-            on_ready(ctx)
-        with progress:
-            _run_phases(ctx, list(phases if phases is not None else PHASES), summary, console)
-    finally:
+        base_url = server.start()
+        summary = Summary(options.seed, options.citizens, day.isoformat(), str(data_dir), base_url)
+        progress = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        with httpx.Client(base_url=base_url, timeout=120.0, limits=httpx.Limits(max_connections=32)) as http:
+            ctx = DemoContext(options, city, clock, server, http, _operations(http), progress)
+            if on_ready is not None:
+                on_ready(ctx)
+            with progress:
+                _run_phases(ctx, list(phases if phases is not None else PHASES), summary, console)
         summary.duration_s = time.monotonic() - started
-        http.close()
-        if not (options.serve and summary.ok):
+        keep_serving = options.serve and summary.ok
+    finally:
+        if not keep_serving:
             server.stop()
+            clock.close()
     if options.json:
         sys.stdout.write(summary.dumps() + "\n")
         sys.stdout.flush()
@@ -211,6 +213,7 @@ def run_demo(
             server.wait()
         finally:
             server.stop()
+            clock.close()
     return summary
 
 

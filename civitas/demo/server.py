@@ -1,26 +1,35 @@
-"""The demo's service: the real FastAPI app under a real uvicorn, in a background thread.
+"""The demo's service: the real FastAPI app under a real uvicorn, in its own process.
 
-The listening socket is bound before the app is built (port 0 picks a free port unless one is
-asked for), so the app's `public_url` is the address clients really use and no other process can
-take the port in between. The app gets the demo's `DayClock`.
+The demo binds the listening socket first (port 0 picks a free port unless one is asked for), so
+the app's `public_url` is the address clients really use and no other process can take the port;
+the service process inherits the socket. A separate process lets the service and the citizens'
+wallets use both cores. The service migrates the fresh database and creates the keys as it starts;
+it reads the simulated time from the demo's shared `DayClock` file.
+
+Run as `python -m civitas.demo.server --data-dir D --public-url U --fd N --clock F` (the demo does).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+import httpx
 
 from civitas.settings import Settings
-from identity.sql import Clock
 
-__all__ = ["DemoServer", "bind_socket"]
+__all__ = ["DemoServer", "bind_socket", "demo_settings", "use_demo_secret_hashing"]
 
-STARTUP_TIMEOUT_S = 30.0
+STARTUP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
 # argon2id cost for the OAuth2 client secrets the demo creates (one per device: about 1,300 for
 # 1,000 citizens). The service's default cost (64 MiB, 3 passes: ~0.6 s per hash and per token
 # request on two cores) would take over half an hour; the secrets are 256-bit random strings.
@@ -40,6 +49,16 @@ def use_demo_secret_hashing() -> None:
     )
 
 
+def demo_settings(data_dir: Path, public_url: str) -> Settings:
+    """The service's settings in the demo: embedded SQLite in the demo's data dir."""
+    return Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{(data_dir / 'civitas.db').resolve()}",
+        public_url=public_url,
+        log_level="warning",
+    )
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: a free port chosen by the OS)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -50,67 +69,120 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
 class DemoServer:
-    """Build the app on a fresh data dir and serve it with uvicorn in a daemon thread."""
+    """Run the service on a fresh data dir in a child process."""
 
-    def __init__(self, data_dir: Path, clock: Clock, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, data_dir: Path, clock_path: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sock = bind_socket(host, port)
         self.host = host
         self.port: int = self.sock.getsockname()[1]
         self.base_url = f"http://{host}:{self.port}"
-        self.settings = Settings(
-            data_dir=data_dir,
-            database_url=f"sqlite:///{(data_dir / 'civitas.db').resolve()}",
-            public_url=self.base_url,
-            log_level="warning",
-        )
-        from civitas.app import create_app
-
-        use_demo_secret_hashing()
-        self.app: Any = create_app(self.settings, clock=clock)
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_keep_alive=30,
-        )
-        self.server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def engine(self) -> Any:
-        return self.app.state.engine
+        self.clock_path = clock_path
+        self.settings = demo_settings(data_dir, self.base_url)
+        self.engine: Any = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, name="civitas-demo-server", daemon=True
+        """Start the service (it migrates the fresh database and creates the keys), wait until it
+        answers, then open the demo's own engine for the operator's library calls."""
+        fd = self.sock.fileno()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "civitas.demo.server",
+                "--data-dir",
+                str(self.settings.data_dir),
+                "--public-url",
+                self.base_url,
+                "--fd",
+                str(fd),
+                "--clock",
+                str(self.clock_path),
+                "--parent",
+                str(os.getpid()),
+            ],
+            pass_fds=(fd,),
         )
-        self._thread.start()
+        use_demo_secret_hashing()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not self.server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the demo server stopped while starting")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the demo server did not start in time")
-            time.sleep(0.01)
+        with httpx.Client(base_url=self.base_url, timeout=2.0) as probe:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"the demo service exited while starting (status {self.process.returncode})"
+                    )
+                try:
+                    if probe.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the demo service did not start in time")
+                time.sleep(0.05)
+        from identity.sql import open_engine
+
+        self.engine = open_engine(self.settings.resolved_database_url)
         return self.base_url
 
     def wait(self) -> None:
-        """Block until the server stops (Ctrl-C stops it)."""
+        """Block until the service stops (Ctrl-C stops it)."""
         try:
-            while self._thread is not None and self._thread.is_alive():
-                self._thread.join(0.5)
+            if self.process is not None:
+                self.process.wait()
         except KeyboardInterrupt:
             pass
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(15)
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         self.sock.close()
-        self.app.state.engine.dispose()
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+def _watch_parent(parent: int, server: Any) -> None:
+    """Stop serving when the demo process is gone (the service never outlives the demo)."""
+    while not server.should_exit:
+        if os.getppid() != parent:
+            server.should_exit = True
+            return
+        time.sleep(0.5)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import uvicorn
+
+    from civitas.app import create_app
+    from civitas.demo.clock import DayClock
+
+    parser = argparse.ArgumentParser(prog="python -m civitas.demo.server")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--public-url", required=True)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--clock", type=Path, required=True)
+    parser.add_argument("--parent", type=int, required=True)
+    args = parser.parse_args(argv)
+    use_demo_secret_hashing()
+    clock = DayClock.attach(args.clock)
+    app = create_app(demo_settings(args.data_dir, args.public_url), clock=clock)
+    sock = socket.socket(fileno=args.fd)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30)
+    )
+    threading.Thread(target=_watch_parent, args=(args.parent, server), daemon=True).start()
+    server.run(sockets=[sock])
+    app.state.engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
