@@ -186,11 +186,15 @@ def _import(jwk: Mapping[str, Any]) -> Key:
 _CACHE = _KeyCache(_CACHE_LIMIT)
 
 
-def load_key(jwk: Mapping[str, Any]) -> Key:
-    """Import (and cache) a JWK; only Ed25519 and P-256 keys are accepted."""
+def load_key(jwk: Mapping[str, Any], *, cache: bool = True) -> Key:
+    """Import a JWK; only Ed25519 and P-256 keys are accepted.
+
+    Long-lived keys (issuers) are cached; pass ``cache=False`` for single-use keys such as a
+    holder's ``cnf.jwk`` (caching them would only evict the issuer keys).
+    """
     if not isinstance(jwk, Mapping):
         raise JoseFailure("JWK must be a JSON object")
-    return _CACHE.get(jwk)
+    return _CACHE.get(jwk) if cache else _import(jwk)
 
 
 def algs_for(key: Key) -> tuple[str, ...]:

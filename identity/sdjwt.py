@@ -545,7 +545,7 @@ def _verify_kb(
     if not isinstance(cnf, dict) or not isinstance(cnf.get("jwk"), dict):
         raise SDJWTError("key binding required but the credential has no cnf.jwk")
     try:
-        key = jose.load_key(cnf["jwk"])
+        key = jose.load_key(cnf["jwk"], cache=False)  # holder keys are single-use
     except jose.JoseFailure as exc:
         raise SDJWTError(f"holder key: {exc}") from exc
     if key.is_private:

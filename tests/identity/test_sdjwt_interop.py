@@ -180,8 +180,10 @@ ISSUER = jose.generate_ed25519()
 ISSUER_PUB = jose.public_jwk(ISSUER)
 HOLDER = jose.generate_ed25519()
 
+# registered claims (time checks, issuer, binding, status) are not part of the property
+RESERVED = {"_sd", "_sd_alg", "vct", "cnf", "iss", "nbf", "exp", "iat", "status", "vct#integrity"}
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(
-    lambda s: s not in ("_sd", "_sd_alg", "vct", "cnf", "iss")
+    lambda s: s not in RESERVED
 )
 scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=12)
 
