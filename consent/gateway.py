@@ -34,7 +34,7 @@ from consent.minimise import DEFAULT_GRID, DistrictGrid
 from consent.policy import GrantSet, PolicyIndex
 from consent.records import MINUTE_NS
 from consent.rewards import STATE_NONE, STATE_PENDING, Owed, PaymentReport, RewardConfig, RewardPayer
-from consent.sqlutil import chunks, insert_ignore, read_connection
+from consent.sqlutil import chunks, read_connection
 from consent.store import load_grants, subject_versions
 from consent.vocab import NON_PERSONAL, STREAMS
 from identity.sql import Clock, system_clock_ns
@@ -54,10 +54,30 @@ _READING_COLUMNS = (
 )
 
 
-def _insert_readings_sql(paramstyle: str) -> str:
+_BATCH_COLUMNS = ("batch_id", "device_id", "received_ns", "readings", "accepted", "dropped")
+_COUNT_COLUMNS = (
+    "batch_id",
+    "category",
+    "unit",
+    "accepted",
+    "dropped_no_consent",
+    "dropped_future",
+    "reward_micros",
+    "reward_state",
+    "reward_attempt",
+)
+
+
+def _insert_sql(paramstyle: str, table: str, columns: Sequence[str], *, ignore: bool = False) -> str:
+    """A plain INSERT for the raw driver (both SQLite and PostgreSQL accept ON CONFLICT DO NOTHING)."""
     mark = "?" if paramstyle == "qmark" else "%s"
-    cols = ", ".join(f'"{c}"' for c in _READING_COLUMNS)
-    return f'INSERT INTO "{t.readings.name}" ({cols}) VALUES ({", ".join([mark] * len(_READING_COLUMNS))})'
+    cols = ", ".join(f'"{c}"' for c in columns)
+    tail = " ON CONFLICT DO NOTHING" if ignore else ""
+    return f'INSERT INTO "{table}" ({cols}) VALUES ({", ".join([mark] * len(columns))}){tail}'
+
+
+def _insert_readings_sql(paramstyle: str) -> str:
+    return _insert_sql(paramstyle, t.readings.name, _READING_COLUMNS)
 
 
 def _id_param(dialect: str) -> Callable[[int], Any]:
@@ -265,10 +285,11 @@ class Gateway:
                 self._decide(p, horizon, rows, new_sets, set_param)
 
         if new_sets:
-            insert_ignore(
-                conn,
-                t.grant_set_members,
-                [{"set_id": s.set_id, "record_id": r} for s in new_sets.values() for r in s.record_ids],
+            conn.exec_driver_sql(
+                _insert_sql(
+                    conn.dialect.paramstyle, t.grant_set_members.name, ("set_id", "record_id"), ignore=True
+                ),
+                [(set_param(s.set_id), set_param(r)) for s in new_sets.values() for r in s.record_ids],
             )
         if rows:
             # the hot insert: raw DBAPI executemany of prepared tuples (no per-row ORM/Core work)
@@ -276,10 +297,11 @@ class Gateway:
 
         results: list[BatchResult] = []
         owed: list[Owed] = []
-        batch_rows: list[dict[str, Any]] = []
-        count_rows: list[dict[str, Any]] = []
+        batch_rows: list[tuple[Any, ...]] = []
+        count_rows: list[tuple[Any, ...]] = []
         rewards = self.config.rewards
         for p in fresh:
+            batch_param = set_param(p.batch.batch_id)
             accepted = sum(c.accepted for c in p.counts.values())
             no_consent = sum(c.no_consent for c in p.counts.values())
             future = sum(c.future for c in p.counts.values())
@@ -293,29 +315,20 @@ class Gateway:
                         Owed(p.batch.batch_id, category, c.accepted, amount, p.device.reward_account_id)
                     )
                 count_rows.append(
-                    {
-                        "batch_id": p.batch.batch_id,
-                        "category": category,
-                        "unit": p.device.unit,
-                        "accepted": c.accepted,
-                        "dropped_no_consent": c.no_consent,
-                        "dropped_future": c.future,
-                        "reward_micros": amount,
-                        "reward_state": STATE_PENDING if amount > 0 else STATE_NONE,
-                        "reward_attempt": 0,
-                    }
+                    (
+                        batch_param,
+                        category,
+                        p.device.unit,
+                        c.accepted,
+                        c.no_consent,
+                        c.future,
+                        amount,
+                        STATE_PENDING if amount > 0 else STATE_NONE,
+                        0,
+                    )
                 )
             n = len(p.batch.readings)
-            batch_rows.append(
-                {
-                    "batch_id": p.batch.batch_id,
-                    "device_id": p.device.device_id,
-                    "received_ns": now,
-                    "readings": n,
-                    "accepted": accepted,
-                    "dropped": n - accepted,
-                }
-            )
+            batch_rows.append((batch_param, p.device.device_id, now, n, accepted, n - accepted))
             results.append(
                 BatchResult(
                     p.batch.batch_id,
@@ -330,9 +343,13 @@ class Gateway:
                 )
             )
         if batch_rows:
-            conn.execute(sa.insert(t.batches), batch_rows)
+            conn.exec_driver_sql(
+                _insert_sql(conn.dialect.paramstyle, t.batches.name, _BATCH_COLUMNS), batch_rows
+            )
         if count_rows:
-            conn.execute(sa.insert(t.batch_counts), count_rows)
+            conn.exec_driver_sql(
+                _insert_sql(conn.dialect.paramstyle, t.batch_counts.name, _COUNT_COLUMNS), count_rows
+            )
         by_id = {r.batch_id: r for r in results}
         ordered = [existing.get(p.batch.batch_id) or by_id[p.batch.batch_id] for p in prepared]
         return ordered, owed, list(new_sets)

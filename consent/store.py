@@ -10,6 +10,7 @@ a leaf in the consent Merkle log, and the record's grant intervals are rewritten
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -83,6 +84,12 @@ class RecordView:
     @property
     def permits_processing(self) -> bool:
         return self.effective_status.permits_processing
+
+
+@functools.lru_cache(maxsize=8192)
+def _term_set(text: str) -> frozenset[str]:
+    """Parse a stored JSON list of terms (few distinct values: cached)."""
+    return frozenset(json.loads(text))
 
 
 def _json_list(values: Iterable[str]) -> str:
@@ -173,9 +180,9 @@ def load_grants(conn: sa.Connection, subjects: Sequence[str]) -> dict[str, list[
                 Grant(
                     record_id=record_id,
                     subject=row.subject,
-                    categories=frozenset(json.loads(row.categories)),
-                    purposes=frozenset(json.loads(row.purposes)),
-                    recipients=frozenset(json.loads(row.recipients)),
+                    categories=_term_set(row.categories),
+                    purposes=_term_set(row.purposes),
+                    recipients=_term_set(row.recipients),
                     intervals=tuple(intervals),
                     retention_s=row.retention_s,
                 )
