@@ -4,6 +4,7 @@
     civitas wallet receive OFFER [--tx-code] receive a credential (OpenID4VCI pre-authorized code)
     civitas wallet list                      credentials held and unused copies
     civitas wallet present REQUEST_URI [-y]  show what would be disclosed, then present (OpenID4VP)
+    civitas wallet login --url URL           sign in with a per-service pseudonym (BBS credential)
 
 The passphrase comes from CIVITAS_WALLET_PASSPHRASE or an interactive prompt; the wallet file
 from --wallet (default: ~/.civitas-wallet.json).
@@ -135,6 +136,17 @@ def cmd_present(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_login(args: argparse.Namespace) -> int:
+    wallet = _open(args)
+    token = wallet.sign_in(args.url, service=args.service, scope=args.scope)
+    if args.json:
+        print(json.dumps(token))
+    else:
+        console.print(f"signed in to {args.service} (scope {token.get('scope')}); access token:")
+        print(token["access_token"])
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     wallet = subparsers.add_parser(
         "wallet", help="citizen wallet", description="A citizen's credential wallet."
@@ -168,6 +180,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("request", help="request_uri or an openid4vp:// link")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=_guard(cmd_present))
+
+    p = wsub.add_parser(
+        "login",
+        help="sign in with a pseudonym (BBS credential)",
+        description="Sign in to a Civitas service: present the BBS credential, get a pseudonymous token.",
+    )
+    p.add_argument("--url", required=True, help="the service's base URL")
+    p.add_argument("--service", default="civitas", help="pseudonym context (one pseudonym per service)")
+    p.add_argument("--scope", help="requested scopes (default: consent ledger:read ledger:write)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_login))
 
 
 def _guard(fn: Any) -> Any:

@@ -6,7 +6,8 @@ Issuer side: credential offers with pre-authorized codes (stored hashed, single-
 with a tx_code attempt counter), one-time nonces, the index of issued credentials (no claim
 values: only type, status-list position and validity) and the status lists themselves.
 Verifier side: trusted issuers, eligibility rules, presentation requests and their results
-(only the disclosed, requested claims and a pseudonym are kept).
+(only the disclosed, requested claims and a pseudonym are kept), and citizen sign-in sessions
+(a presentation whose pseudonym becomes the subject of a citizen access token).
 Timestamps are integer UTC nanoseconds (``*_ns``).
 """
 
@@ -18,6 +19,7 @@ from identity.sql import Id128
 
 __all__ = [
     "TABLES",
+    "citizen_sessions",
     "create_schema",
     "eligibility_rules",
     "issued_credentials",
@@ -140,6 +142,18 @@ presentation_results = sa.Table(
     sa.Column("created_ns", sa.BigInteger(), nullable=False),
 )
 
+citizen_sessions = sa.Table(
+    "identity_citizen_sessions",
+    metadata,
+    sa.Column("request_id", Id128(), sa.ForeignKey("identity_presentation_requests.id"), primary_key=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("service", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("created_ns", sa.BigInteger(), nullable=False),
+    sa.Column("expires_ns", sa.BigInteger(), nullable=False),
+    sa.Column("token_issued_ns", sa.BigInteger(), nullable=True),
+)
+
 TABLES: list[sa.Table] = [
     offers,
     nonces,
@@ -149,6 +163,7 @@ TABLES: list[sa.Table] = [
     eligibility_rules,
     presentation_requests,
     presentation_results,
+    citizen_sessions,
 ]
 
 

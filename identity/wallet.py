@@ -498,6 +498,27 @@ class Wallet:
             raise WalletError(f"received BBS credential rejected: {exc}") from exc
         return self.add_bbs_credential(credential)
 
+    def sign_in(self, base_url: str, *, service: str = "civitas", scope: str | None = None) -> dict[str, Any]:
+        """Citizen sign-in: present a BBS credential to the service; returns its token response.
+
+        The token's subject is this credential's pseudonym for ``service`` (stable for that
+        service, unlinkable across services). No claim is disclosed.
+        """
+        http = self._client()
+        base = base_url.rstrip("/")
+        body: dict[str, Any] = {"service": service}
+        if scope is not None:
+            body["scope"] = scope
+        session = self._json(http.post(f"{base}/identity/citizen-sessions", json=body), "sign-in")
+        self.respond(self.fetch_request(session["request_uri"]))
+        return self._json(
+            http.post(
+                f"{base}/identity/citizen-sessions/{session['id']}/token",
+                json={"session_secret": session["session_secret"]},
+            ),
+            "sign-in token",
+        )
+
     def fetch_request(self, request_uri: str) -> dict[str, Any]:
         return self._json(self._client().get(request_uri), "presentation request")
 

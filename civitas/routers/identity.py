@@ -18,6 +18,7 @@ PROTOCOL_ERROR_PATHS = frozenset(
         "/identity/credential",
         "/identity/presentation-requests/{request_id}",
         "/identity/presentation-responses",
+        "/identity/citizen-sessions/{session_id}/token",
     }
 )
 

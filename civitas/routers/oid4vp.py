@@ -17,10 +17,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from civitas.auth import Principal, require_scope
+from civitas.auth import PUBLIC_CLIENT_IDS, Principal, require_scope, sign_jwt
 from civitas.errors import ProblemError
 from identity import eligibility, status_list
-from identity.issuer import Issuer
+from identity.issuer import BBS_FORMAT, Issuer
+from identity.sessions import CitizenSessions, SessionError
 from identity.verifier import (
     EligibilityRules,
     TrustedIssuers,
@@ -35,6 +36,9 @@ VERIFY_SCOPE = "identity:verify"
 ADMIN_SCOPE = "identity:admin"
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_FORM_FIELDS = 8
+# What a signed-in citizen's token may carry (the consent and ledger APIs' citizen scopes).
+CITIZEN_SCOPES = ("consent", "ledger:read", "ledger:write")
+WALLET_CLIENT_ID = next(iter(PUBLIC_CLIENT_IDS))
 
 
 def setup(app: FastAPI) -> None:
@@ -77,8 +81,14 @@ def setup(app: FastAPI) -> None:
     )
     app.state.identity_trusted = trusted
     app.state.identity_rules = rules
-    app.state.identity_verifier = Verifier(
-        engine, config, trusted, rules=rules, status_checker=checker, clock=clock
+    verifier = Verifier(engine, config, trusted, rules=rules, status_checker=checker, clock=clock)
+    app.state.identity_verifier = verifier
+    app.state.identity_sessions = CitizenSessions(
+        verifier,
+        vct_values=sorted({c.vct for c in issuer.config.configurations.values() if c.format == BBS_FORMAT}),
+        context_base=base,
+        allowed_scopes=CITIZEN_SCOPES,
+        default_scope=" ".join(CITIZEN_SCOPES),
     )
 
 
@@ -268,3 +278,88 @@ async def presentation_response(request: Request) -> JSONResponse:
         # The wallet learns that its presentation was refused and why; the agency sees the same reason.
         return _vp_error(400, "invalid_presentation", decision.reason)
     return JSONResponse({}, headers=NO_STORE)
+
+
+# --------------------------------------------------------------------------------------------
+# citizen sign-in: a presentation to the service itself -> a pseudonymous access token
+
+
+class CitizenSessionCreate(BaseModel):
+    service: str = Field(default="civitas", max_length=64, description="pseudonym context: one per service")
+    scope: str | None = Field(
+        default=None, max_length=200, description="subset of: " + " ".join(CITIZEN_SCOPES)
+    )
+
+
+class CitizenSessionCreated(BaseModel):
+    id: str
+    session_secret: str = Field(description="keep it; needed once to collect the token")
+    request_uri: str
+    authorization_request_uri: str
+    expires_at: int
+
+
+@router.post(
+    "/identity/citizen-sessions", status_code=201, summary="Start a citizen sign-in (OID4VP, BBS pseudonym)"
+)
+def start_citizen_session(body: CitizenSessionCreate, request: Request) -> CitizenSessionCreated:
+    sessions: CitizenSessions = request.app.state.identity_sessions
+    try:
+        session = sessions.start(service=body.service, scope=body.scope)
+    except SessionError as exc:
+        raise ProblemError(400, exc.code.replace("_", "-"), "Sign-in refused", exc.description) from exc
+    verifier = _verifier(request)
+    uri = verifier.request_uri(session.request)
+    link = "openid4vp://?" + str(
+        httpx.QueryParams({"client_id": verifier.config.effective_client_id, "request_uri": uri})
+    )
+    return CitizenSessionCreated(
+        id=session.request.id_hex,
+        session_secret=session.secret,
+        request_uri=uri,
+        authorization_request_uri=link,
+        expires_at=session.request.expires_ns // 1_000_000_000,
+    )
+
+
+class CitizenTokenRequest(BaseModel):
+    session_secret: str = Field(max_length=200)
+
+
+@router.post(
+    "/identity/citizen-sessions/{session_id}/token",
+    summary="Collect the citizen's access token (subject: the per-service pseudonym)",
+    responses={400: {"description": "authorization_pending, access_denied or invalid_grant"}},
+)
+def citizen_token(session_id: str, body: CitizenTokenRequest, request: Request) -> JSONResponse:
+    sessions: CitizenSessions = request.app.state.identity_sessions
+    try:
+        rid = uuid.UUID(hex=session_id).int
+    except ValueError:
+        return _vp_error(400, "invalid_grant", "unknown session or wrong secret")
+    try:
+        pseudonym, scope = sessions.redeem(rid, body.session_secret)
+    except SessionError as exc:
+        return _vp_error(exc.status, exc.code, exc.description)
+    settings = request.app.state.settings
+    now = request.app.state.clock() // 1_000_000_000
+    claims = {
+        "iss": settings.issuer,
+        "sub": pseudonym,
+        "aud": settings.api_audience,
+        "client_id": WALLET_CLIENT_ID,
+        "iat": now,
+        "exp": now + settings.access_token_ttl_s,
+        "jti": uuid.uuid4().hex,
+        "scope": scope,
+    }
+    token = sign_jwt(request.app.state.keys, claims, typ="at+jwt")
+    return JSONResponse(
+        {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": settings.access_token_ttl_s,
+            "scope": scope,
+        },
+        headers=NO_STORE,
+    )

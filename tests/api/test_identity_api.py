@@ -370,3 +370,52 @@ def test_bbs_credential_with_per_verifier_pseudonym(
         assert r["disclosed"] == {"eligibility_1": {"resident_of": "civitas", "age_over_65": True}}
     assert first["pseudonym"] == second["pseudonym"] != other["pseudonym"]
     assert first["pseudonym"]
+
+
+def test_citizen_sign_in_gives_per_service_pseudonymous_tokens(
+    client: TestClient, staff: dict[str, str], tmp_path: Path
+) -> None:
+    response = client.post(
+        "/identity/offers",
+        json={"credential_configuration_id": "resident_bbs", "subject_ref": "c-9", "claims": CLAIMS},
+        headers=staff,
+    )
+    offer = response.json()
+    wallet = _wallet(tmp_path, client)
+    wallet.receive(offer["credential_offer"], tx_code=offer["tx_code"])
+
+    first = wallet.sign_in(BASE_URL)
+    again = wallet.sign_in(BASE_URL)
+    other = wallet.sign_in(BASE_URL, service="library", scope="consent")
+
+    def claims(token: dict[str, Any]) -> dict[str, Any]:
+        payload: dict[str, Any] = json.loads(jose.b64u_decode(token["access_token"].split(".")[1]))
+        return payload
+
+    a, b, c = claims(first), claims(again), claims(other)
+    assert a["sub"] == b["sub"] != c["sub"]
+    assert a["client_id"] == "wallet" and a["scope"] == "consent ledger:read ledger:write"
+    assert c["scope"] == "consent"
+    for secret in ("Ada", "Lovelace", "1950"):
+        assert secret not in json.dumps(a)
+    # the token works where citizens are served
+    records = client.get("/consent/records", headers=bearer(first["access_token"]))
+    assert records.status_code == 200, records.text
+    opened = client.post("/ledger/accounts", json={}, headers=bearer(first["access_token"]))
+    assert opened.status_code in (200, 201), opened.text
+
+
+def test_citizen_sign_in_errors(client: TestClient, tmp_path: Path) -> None:
+    started = client.post("/identity/citizen-sessions", json={}).json()
+    token_url = f"/identity/citizen-sessions/{started['id']}/token"
+    pending = client.post(token_url, json={"session_secret": started["session_secret"]})
+    assert pending.status_code == 400 and pending.json()["error"] == "authorization_pending"
+    wrong = client.post(token_url, json={"session_secret": "nope"})
+    assert wrong.json()["error"] == "invalid_grant"
+    bad_scope = client.post("/identity/citizen-sessions", json={"scope": "ledger:admin"})
+    assert bad_scope.status_code == 400
+    assert bad_scope.headers["content-type"].startswith("application/problem+json")
+    # a wallet holding only an SD-JWT credential has no pseudonym to offer
+    wallet = _wallet(tmp_path, client)
+    with pytest.raises(WalletError):
+        wallet.sign_in(BASE_URL)
