@@ -398,6 +398,136 @@ def stream_afternoon(ctx: DemoContext, fig: PhaseFigures) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# ledger: the city's accounts and independent witnesses
+
+CITY_LEDGER = 1
+CITY_ACCOUNT_CODE = 10
+FUND_CODE = 100
+INCENTIVE_BUDGET_PER_CITIZEN_MICROS = 5_000_000
+
+
+def _transfer_id(*parts: object) -> int:
+    return uuid.uuid5(uuid.NAMESPACE_URL, "civitas-demo:" + ":".join(str(p) for p in parts)).int
+
+
+def open_city_accounts(ctx: DemoContext, fig: PhaseFigures) -> None:
+    """The operator opens the city's treasury, incentive and toll accounts and funds the incentive
+    budget that pays the citizens' micro-rewards (`POST /ledger/accounts`, `POST /ledger/transfers`)."""
+    from civitas.demo.server import INCENTIVE_ACCOUNT_ID, TOLL_ACCOUNT_ID, TREASURY_ACCOUNT_ID
+
+    clients = _clients(ctx)
+    clients.register("treasury", "ledger:admin ledger:write ledger:read")
+    dmnec = 1 << 1  # DEBITS_MUST_NOT_EXCEED_CREDITS: the incentive budget cannot be overspent
+    accounts = ((TREASURY_ACCOUNT_ID, 0), (INCENTIVE_ACCOUNT_ID, dmnec), (TOLL_ACCOUNT_ID, 0))
+    for account_id, flags in accounts:
+        _json(
+            ctx.http.post(
+                "/ledger/accounts",
+                json={
+                    "id": str(account_id),
+                    "ledger": CITY_LEDGER,
+                    "code": CITY_ACCOUNT_CODE,
+                    "flags": flags,
+                },
+                headers=clients.headers("treasury"),
+            ),
+            "open city account",
+        )
+    budget = INCENTIVE_BUDGET_PER_CITIZEN_MICROS * len(ctx.city.citizens)
+    body = _json(
+        ctx.http.post(
+            "/ledger/transfers",
+            json={
+                "transfers": [
+                    {
+                        "id": str(_transfer_id("fund-incentives")),
+                        "debit_account_id": str(TREASURY_ACCOUNT_ID),
+                        "credit_account_id": str(INCENTIVE_ACCOUNT_ID),
+                        "amount": str(budget),
+                        "ledger": CITY_LEDGER,
+                        "code": FUND_CODE,
+                    }
+                ]
+            },
+            headers=clients.headers("treasury"),
+        ),
+        "fund incentives",
+    )
+    status = body["results"][0]["status"]
+    if status != "CREATED":
+        raise ApiError(f"funding the incentive budget: {status}")
+    fig.set("city_accounts", len(accounts))
+    fig.set("incentive_budget_micros", budget)
+    ctx.state["ledger_ready"] = True
+
+
+WITNESSES = ("witness.university.example", "witness.civic-trust.example")
+
+
+def _cosign(ctx: DemoContext, fig: PhaseFigures, label: str) -> None:
+    """Two independent witnesses fetch the latest checkpoint, check it extends what they cosigned
+    before (consistency proof), and cosign it; the result must verify with a quorum of both."""
+    from ledger import note
+    from ledger.witness import Witness, WitnessConflictError, verify_checkpoint
+
+    log_key = _json(ctx.http.get("/ledger/log-key"), "log key")["verifier_key"]
+    witnesses: list[Witness] = ctx.state.get("witnesses") or []
+    if not witnesses:
+        directory = ctx.server.settings.data_dir / "witnesses"
+        directory.mkdir(exist_ok=True)
+        for name in WITNESSES:
+            witnesses.append(
+                Witness(
+                    name, SigningKey.generate(), directory / f"{name}.json", [log_key], clock_s=_seconds(ctx)
+                )
+            )
+        ctx.state["witnesses"] = witnesses
+    origin = note.NoteVerifier.parse(log_key).name
+    with ctx.track(f"witnesses ({label})", len(witnesses)) as bar:
+        checkpoint = ctx.http.get("/ledger/checkpoint")
+        checkpoint.raise_for_status()
+        text = checkpoint.text
+        size = note.parse_checkpoint(note.parse_note(text).text).size
+        lines = []
+        for w in witnesses:
+            head = w.head(origin)
+            old = head[0] if head else 0
+            try:
+                lines.append(w.add_checkpoint(text, old, _consistency(ctx, old, size)))
+            except WitnessConflictError as exc:
+                lines.append(w.add_checkpoint(text, exc.known_size, _consistency(ctx, exc.known_size, size)))
+            bar.advance()
+    cosigned = note.add_signatures(text, lines)
+    verify_checkpoint(cosigned, log_key, [w.verifier_key for w in witnesses], quorum=len(witnesses))
+    fig.set("witnesses", len(witnesses))
+    fig.set("tree_size", size)
+    fig.set("cosignatures", len(lines))
+    fig.set("quorum_verified", True)
+
+
+def _consistency(ctx: DemoContext, old: int, new: int) -> list[bytes]:
+    import base64
+
+    if not 0 < old < new:
+        return []
+    body = _json(
+        ctx.http.get("/ledger/proofs/consistency", params={"old_size": old, "new_size": new}),
+        "consistency proof",
+    )
+    return [base64.b64decode(h) for h in body["proof"]]
+
+
+def witness_noon(ctx: DemoContext, fig: PhaseFigures) -> None:
+    ctx.clock.advance_to(12 * HOUR_NS + 45 * 60 * NS)
+    _cosign(ctx, fig, "noon")
+
+
+def witness_night(ctx: DemoContext, fig: PhaseFigures) -> None:
+    ctx.clock.advance_to(23 * HOUR_NS)
+    _cosign(ctx, fig, "night")
+
+
+# --------------------------------------------------------------------------------------------
 # analytics
 
 
@@ -428,22 +558,24 @@ def publish_dashboard(ctx: DemoContext, fig: PhaseFigures) -> None:
 
 
 def audit_ledger(ctx: DemoContext, fig: PhaseFigures) -> None:
-    """Replay the ledger (what `civitas ledger audit` does) and report whether it balances."""
-    from ledger import Ledger
+    """Run the operator's `civitas ledger audit` on the demo's settings: replay every transfer,
+    recompute balances, the Merkle log and verify the latest checkpoint with the log key."""
+    import io
+    import json
 
+    from civitas.cli_ledger import run_audit
+
+    out = io.StringIO()
     with ctx.track("audit: replaying the ledger", 1) as bar:
-        ledger = Ledger.open(ctx.server.settings.resolved_database_url)
-        try:
-            report = ledger.audit()
-        finally:
-            ledger.close()
+        code = run_audit(ctx.server.settings, as_json=True, out=out)
         bar.advance()
-    fig.set("accounts", report.accounts)
-    fig.set("transfers", report.transfers)
-    fig.set("tree_size", report.tree_size)
-    fig.set("audit_passed", report.ok)
-    if not report.ok:
-        raise DemoError("ledger audit failed: " + "; ".join(report.problems[:5]))
+    report = json.loads(out.getvalue())
+    fig.set("accounts", int(report["accounts"]))
+    fig.set("transfers", int(report["transfers"]))
+    fig.set("tree_size", int(report["tree_size"]))
+    fig.set("audit_passed", code == 0 and bool(report["ok"]))
+    if code != 0 or not report["ok"]:
+        raise DemoError("ledger audit failed: " + "; ".join(report["problems"][:5]))
 
 
 PHASES: tuple[Phase, ...] = (
@@ -454,6 +586,14 @@ PHASES: tuple[Phase, ...] = (
         "identity",
         ("POST /identity/offers", "POST /identity/credential"),
         issue_credentials,
+        after=("setup",),
+    ),
+    Phase(
+        "ledger",
+        "City accounts (ledger)",
+        "ledger",
+        ("POST /ledger/accounts", "POST /ledger/transfers"),
+        open_city_accounts,
         after=("setup",),
     ),
     Phase(
@@ -481,12 +621,26 @@ PHASES: tuple[Phase, ...] = (
         after=("credentials",),
     ),
     Phase(
+        "witness-noon",
+        "Witnesses cosign (noon)",
+        "ledger",
+        ("GET /ledger/checkpoint", "GET /ledger/log-key", "GET /ledger/proofs/consistency"),
+        witness_noon,
+    ),
+    Phase(
         "afternoon",
         "Readings 13:00-22:00",
         "consent",
         ("POST /sensors/readings",),
         stream_afternoon,
         after=("sensors",),
+    ),
+    Phase(
+        "witness-night",
+        "Witnesses cosign (night)",
+        "ledger",
+        ("GET /ledger/checkpoint", "GET /ledger/log-key", "GET /ledger/proofs/consistency"),
+        witness_night,
     ),
     Phase(
         "dashboard",

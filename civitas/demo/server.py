@@ -59,6 +59,29 @@ def demo_settings(data_dir: Path, public_url: str) -> Settings:
     )
 
 
+# The city's own ledger accounts (the operator opens them over HTTP in the `ledger` phase).
+TREASURY_ACCOUNT_ID = 1_000
+INCENTIVE_ACCOUNT_ID = 1_001
+TOLL_ACCOUNT_ID = 1_002
+# Micro-rewards per accepted reading of each personal-data category (micro-units).
+REWARD_RATES_MICROS = {
+    "cvx:HouseholdEnergyUse": 500,
+    "cvx:HomeAirQuality": 800,
+    "pd:VehicleUsage": 300,
+    "pd:Location": 200,
+}
+
+
+def configure_rewards(app: Any) -> None:
+    """The operator's reward policy: accepted personal readings are paid from the incentive account."""
+    from consent import RewardConfig
+
+    if getattr(app.state, "ledger", None) is not None:
+        app.state.consent_rewards = RewardConfig(
+            incentive_account_id=INCENTIVE_ACCOUNT_ID, rates_micros=dict(REWARD_RATES_MICROS)
+        )
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: a free port chosen by the OS)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -174,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_demo_secret_hashing()
     clock = DayClock.attach(args.clock)
     app = create_app(demo_settings(args.data_dir, args.public_url), clock=clock)
+    configure_rewards(app)
     sock = socket.socket(fileno=args.fd)
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30)

@@ -123,6 +123,39 @@ def test_dashboard(demo: dict[str, Any]) -> None:
     assert fig["dashboard_bytes"] > 1000
 
 
-def test_ledger_audit(demo: dict[str, Any]) -> None:
+def test_city_accounts(demo: dict[str, Any]) -> None:
+    fig = phase(demo, "ledger")
+    assert fig["city_accounts"] == 3
+    assert fig["incentive_budget_micros"] > 0
+
+
+@pytest.mark.parametrize("name", ["witness-noon", "witness-night"])
+def test_witnesses_cosign(demo: dict[str, Any], name: str) -> None:
+    fig = phase(demo, name)
+    assert fig["witnesses"] == fig["cosignatures"] >= 2
+    assert fig["quorum_verified"] is True
+    assert fig["tree_size"] >= 1
+
+
+def test_witnesses_see_the_log_grow(demo: dict[str, Any]) -> None:
+    noon, night = phase(demo, "witness-noon"), phase(demo, "witness-night")
+    assert night["tree_size"] >= noon["tree_size"]
+
+
+def test_ledger_audit(demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     fig = phase(demo, "audit")
     assert fig["audit_passed"] is True
+    assert fig["transfers"] == fig["tree_size"]
+    if "civitas.cli_ledger" not in cli.COMMAND_MODULES:
+        pytest.skip("the `civitas ledger` commands are not registered")
+    # The operator's own audit command, run afterwards against the demo's data dir.
+    monkeypatch.setenv("CIVITAS_DATA_DIR", str(demo["_data_dir"]))
+    monkeypatch.setenv("CIVITAS_PUBLIC_URL", demo["base_url"])  # the log's origin names the service
+    monkeypatch.delenv("CIVITAS_DATABASE_URL", raising=False)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = cli.main(["ledger", "audit", "--json"])
+    assert code == 0, out.getvalue()[-2000:]
+    report = json.loads(out.getvalue())
+    assert report["ok"] is True
+    assert report["transfers"] == fig["transfers"]
