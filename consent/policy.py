@@ -18,7 +18,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from consent.records import MINUTE_NS
 
@@ -70,18 +71,21 @@ class GrantSet:
 
     set_id: int
     record_ids: tuple[int, ...]
-    flows: frozenset[tuple[str, str]]
+    grants: tuple[Grant, ...] = field(repr=False, compare=False)
     retention_ns: int = 0  # the longest retention among the records: readings are kept that long
 
+    @cached_property
+    def flows(self) -> frozenset[tuple[str, str]]:
+        return frozenset((r, p) for g in self.grants for r in g.recipients for p in g.purposes)
+
     def allows(self, recipient: str, purpose: str) -> bool:
-        return (recipient, purpose) in self.flows
+        return any(recipient in g.recipients and purpose in g.purposes for g in self.grants)
 
 
 def _make_set(grants: Sequence[Grant]) -> GrantSet:
     ids = tuple(sorted(g.record_id for g in grants))
-    flows = frozenset((r, p) for g in grants for r in g.recipients for p in g.purposes)
     retention_ns = max(g.retention_s for g in grants) * 1_000_000_000
-    return GrantSet(grant_set_id(ids), ids, flows, retention_ns)
+    return GrantSet(grant_set_id(ids), ids, tuple(grants), retention_ns)
 
 
 class _Segments:
