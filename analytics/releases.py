@@ -119,7 +119,8 @@ def _mean(estimates: Sequence[Estimate], query: Query) -> dict[str, Any] | None:
             s_lo, s_hi = total.value - total.accuracy_95, total.value + total.accuracy_95
             if n_lo > 0:
                 candidates = [s_lo / n_lo, s_lo / n_hi, s_hi / n_lo, s_hi / n_hi]
-                out["interval_90"] = [max(lo, min(candidates)), min(hi, max(candidates))]
+                # Clamp both ends into the value bounds (the mean itself is clamped the same way).
+                out["interval_90"] = [min(max(lo, min(candidates)), hi), max(min(hi, max(candidates)), lo)]
             else:
                 out["interval_90"] = [lo, hi]
     return out

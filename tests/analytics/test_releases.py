@@ -136,3 +136,36 @@ def test_release_lookup_and_listing(make_analytics: Callable[..., Analytics]) ->
         service.release("00000000-0000-0000-0000-000000000000")
     with pytest.raises(ReleaseNotFound):
         service.release("not-a-uuid")
+
+
+def test_mean_interval_is_clamped_into_the_bounds() -> None:
+    from analytics.measurements import Estimate
+    from analytics.queries import parse_query
+    from analytics.releases import _mean
+
+    query = parse_query(_queries()[1])
+    # noisy sum far below zero: the mean and both interval ends clamp to value_min
+    low = _mean(
+        [
+            Estimate("sum", -500.0, 100.0, "Float Gaussian", 50.0),
+            Estimate("count", 1000.0, 30.0, "Integer Gaussian", 15.0),
+        ],
+        query,
+    )
+    assert low is not None and low["value"] == 0.0 and low["interval_90"] == [0.0, 0.0]
+    high = _mean(
+        [
+            Estimate("sum", 9000.0, 100.0, "Float Gaussian", 50.0),
+            Estimate("count", 1000.0, 30.0, "Integer Gaussian", 15.0),
+        ],
+        query,
+    )
+    assert high is not None and high["value"] == 5.0 and high["interval_90"] == [5.0, 5.0]
+    tiny = _mean(
+        [
+            Estimate("sum", 10.0, 100.0, "Float Gaussian", 50.0),
+            Estimate("count", 0.0, 30.0, "Integer Gaussian", 15.0),
+        ],
+        query,
+    )
+    assert tiny is not None and tiny["value"] is None and tiny["interval_90"] is None
