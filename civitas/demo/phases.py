@@ -64,6 +64,9 @@ class CitizenState:
     citizen: Citizen
     wallet: Any = None  # identity.wallet.Wallet
     credentials: dict[str, Any] = field(default_factory=dict)  # configuration id -> StoredCredential
+    account_id: int | None = None  # the ledger account (its id derives from the ledger pseudonym)
+    allowance_id: int | None = None  # delegated to the citizen's EV
+    records: dict[str, str] = field(default_factory=dict)  # consent offer key -> record id
 
 
 class Clients:
@@ -377,6 +380,7 @@ def _stream_window(ctx: DemoContext, fig: PhaseFigures, window: tuple[int, int],
                 for key in ("readings", "accepted", "dropped", "reward_micros"):
                     totals[key] = totals.get(key, 0) + int(result.get(key, 0))
                 totals[f"{kind}_accepted"] = totals.get(f"{kind}_accepted", 0) + int(result["accepted"])
+                totals[f"{kind}_sent"] = totals.get(f"{kind}_sent", 0) + int(result["readings"])
                 totals["batches"] = totals.get("batches", 0) + 1
 
     ctx.map(f"readings ({label})", devices, one)
@@ -387,6 +391,10 @@ def _stream_window(ctx: DemoContext, fig: PhaseFigures, window: tuple[int, int],
     fig.set("personal_accepted", totals.get("personal_accepted", 0))
     fig.set("public_accepted", totals.get("public_accepted", 0))
     fig.set("rewards_paid_micros", totals.get("reward_micros", 0))
+    fig.set("personal_sent", totals.get("personal_sent", 0))
+    ctx.state["rewards_reported_micros"] = ctx.state.get("rewards_reported_micros", 0) + totals.get(
+        "reward_micros", 0
+    )
 
 
 def stream_morning(ctx: DemoContext, fig: PhaseFigures) -> None:
@@ -404,6 +412,10 @@ CITY_LEDGER = 1
 CITY_ACCOUNT_CODE = 10
 FUND_CODE = 100
 INCENTIVE_BUDGET_PER_CITIZEN_MICROS = 5_000_000
+TOP_UP_CODE = 101
+EV_TOP_UP_MICROS = 10_000_000  # the city's welcome credit for toll-ring drivers
+EV_ALLOWANCE_MICROS = 6_000_000  # per day, delegated by the owner to the car's key
+LEDGER_BATCH_MAX = 8_190
 
 
 def _transfer_id(*parts: object) -> int:
@@ -459,6 +471,309 @@ def open_city_accounts(ctx: DemoContext, fig: PhaseFigures) -> None:
     fig.set("city_accounts", len(accounts))
     fig.set("incentive_budget_micros", budget)
     ctx.state["ledger_ready"] = True
+
+
+# --------------------------------------------------------------------------------------------
+# citizens: sign-in, ledger accounts, consent, devices
+
+
+def _sign_in(ctx: DemoContext, state: CitizenState, service: str, scope: str) -> dict[str, str]:
+    """The wallet signs in to one service with a BBS presentation (`Wallet.sign_in`); the token's
+    subject is the citizen's pseudonym for that service."""
+    token = state.wallet.sign_in(ctx.base_url, service=service, scope=scope)
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+def open_accounts(ctx: DemoContext, fig: PhaseFigures) -> None:
+    """Every citizen signs in to the ledger and opens their one pseudonymous account; EV owners
+    delegate a daily toll allowance to their car's key; the city tops up EV owners' accounts."""
+    from civitas.demo.server import TREASURY_ACCOUNT_ID
+
+    devices_keys: dict[int, SigningKey] = ctx.state.setdefault("ev_keys", {})
+    counts = {"accounts": 0, "allowances": 0}
+    lock = threading.Lock()
+
+    def one(state: CitizenState) -> None:
+        c = state.citizen
+        headers = _sign_in(ctx, state, "ledger", "ledger:read ledger:write")
+        body = _json(ctx.http.post("/ledger/accounts", json={}, headers=headers), "open account")
+        state.account_id = int(body["account"]["id"])
+        with lock:
+            counts["accounts"] += body["status"] == "CREATED"
+        if not c.has_ev:
+            return
+        key = SigningKey.generate()
+        allowance_id = _transfer_id("allowance", c.index)
+        _json(
+            ctx.http.post(
+                "/ledger/allowances",
+                json={
+                    "id": str(allowance_id),
+                    "account_id": str(state.account_id),
+                    "device_public_key": _b64u(bytes(key.verify_key)),
+                    "cap_micros": str(EV_ALLOWANCE_MICROS),
+                    "period_s": 86_400,
+                    "expires_at_ns": str(ctx.clock.at(30 * 24 * HOUR_NS)),
+                },
+                headers=headers,
+            ),
+            "delegate allowance",
+        )
+        state.allowance_id = allowance_id
+        with lock:
+            devices_keys[c.index] = key
+            counts["allowances"] += 1
+
+    states = _citizens(ctx)
+    ctx.map("ledger accounts (sign-in)", [s for s in states if s.wallet is not None], one)
+    top_ups = [
+        {
+            "id": str(_transfer_id("top-up", s.citizen.index)),
+            "debit_account_id": str(TREASURY_ACCOUNT_ID),
+            "credit_account_id": str(s.account_id),
+            "amount": str(EV_TOP_UP_MICROS),
+            "ledger": CITY_LEDGER,
+            "code": TOP_UP_CODE,
+        }
+        for s in states
+        if s.allowance_id is not None and s.account_id is not None
+    ]
+    created = _batch_transfers(ctx, top_ups, "top-ups")
+    fig.set("sign_ins", len(states))
+    fig.set("accounts_opened", counts["accounts"])
+    fig.set("allowances_delegated", counts["allowances"])
+    fig.set("top_ups", created)
+    fig.set("top_ups_micros", created * EV_TOP_UP_MICROS)
+
+
+def _batch_transfers(ctx: DemoContext, transfers: list[dict[str, Any]], step: str) -> int:
+    """Operator transfers in batches of at most 8,190; returns how many were created."""
+    clients = _clients(ctx)
+    created = 0
+    for i in range(0, len(transfers), LEDGER_BATCH_MAX):
+        part = transfers[i : i + LEDGER_BATCH_MAX]
+        body = _json(
+            ctx.http.post("/ledger/transfers", json={"transfers": part}, headers=clients.headers("treasury")),
+            step,
+        )
+        bad = [r["status"] for r in body["results"] if r["status"] != "CREATED"]
+        if bad:
+            raise ApiError(f"{step}: {len(bad)} refused ({bad[0]})")
+        created += len(part)
+    return created
+
+
+NOTICE = {
+    "id": "https://civitas.city/notices/sensor-sharing",
+    "version": "2026-01",
+    "sha256": "5f2b6f3c1d8e0a4b7c9d2e1f0a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d",
+}
+
+
+def give_consent(ctx: DemoContext, fig: PhaseFigures) -> None:
+    """At 06:30 each citizen signs in to the consent service, accepts some of the city's data-sharing
+    offers (`POST /consent/records`) and registers their home hub and EV (`POST /sensors/devices`)
+    with their ledger account for rewards."""
+    from civitas.demo.city import CONSENT_OFFERS
+
+    ctx.clock.advance_to(6 * HOUR_NS + 30 * 60 * NS)
+    recipients: dict[str, str] = ctx.state["recipients"]
+    offers = {o.key: o for o in CONSENT_OFFERS}
+    devices = _devices(ctx)
+    ev_keys: dict[int, SigningKey] = ctx.state.get("ev_keys", {})
+    clients = _clients(ctx)
+    counts = {"records": 0, "devices": 0}
+    lock = threading.Lock()
+    valid_until = ctx.clock.at(365 * 24 * HOUR_NS)
+    specs: dict[int, list[DeviceSpec]] = {}
+    for spec in ctx.city.devices():
+        if spec.owner is not None:
+            specs.setdefault(spec.owner, []).append(spec)
+
+    def one(state: CitizenState) -> None:
+        c = state.citizen
+        headers = _sign_in(ctx, state, "consent", "consent")
+        for key in c.consents:
+            offer = offers[key]
+            body = _json(
+                ctx.http.post(
+                    "/consent/records",
+                    json={
+                        "notice": NOTICE,
+                        "language": "en",
+                        "purposes": list(offer.purposes),
+                        "categories": list(offer.categories),
+                        "recipients": [recipients[offer.recipient]],
+                        "jurisdiction": "AT",
+                        "valid_until_ns": valid_until,
+                    },
+                    headers=headers,
+                ),
+                "give consent",
+            )
+            state.records[key] = body["record"]["id"]
+            with lock:
+                counts["records"] += 1
+        for spec in specs.get(c.index, []):
+            device_key = ev_keys.get(c.index) if spec.device_key.startswith("ev-") else None
+            device_key = device_key or SigningKey.generate()
+            payload: dict[str, Any] = {
+                "public_key": _b64u(bytes(device_key.verify_key)),
+                "kind": "personal",
+                "name": spec.device_key,
+            }
+            if state.account_id is not None:
+                payload["reward_account_id"] = str(state.account_id)
+            body = _json(ctx.http.post("/sensors/devices", json=payload, headers=headers), "register device")
+            with lock:
+                devices[spec.device_key] = DeviceState(
+                    spec, device_key, body["device_id"], body["client_id"], body["client_secret"]
+                )
+                clients.add(f"device:{spec.device_key}", body["client_id"], body["client_secret"])
+                counts["devices"] += 1
+
+    ctx.map("consent and devices", [s for s in _citizens(ctx) if s.wallet is not None], one)
+    fig.set("consent_records_given", counts["records"])
+    fig.set("personal_devices", counts["devices"])
+
+
+def withdraw_consent(ctx: DemoContext, fig: PhaseFigures) -> None:
+    """At 12:30 some citizens withdraw some of their consent (`POST /consent/records/{id}/withdraw`):
+    readings after that are dropped unless another consent covers them."""
+    ctx.clock.advance_to(12 * HOUR_NS + 30 * 60 * NS)
+    states = [s for s in _citizens(ctx) if s.citizen.withdraws and s.records]
+    count = {"withdrawn": 0}
+    lock = threading.Lock()
+
+    def one(state: CitizenState) -> None:
+        headers = _sign_in(ctx, state, "consent", "consent")
+        for key in state.citizen.withdraws:
+            body = _json(
+                ctx.http.post(f"/consent/records/{state.records[key]}/withdraw", headers=headers),
+                "withdraw consent",
+            )
+            if body["record"]["status"] != "withdrawn":
+                raise ApiError(f"withdrawal left the record {body['record']['status']}")
+            with lock:
+                count["withdrawn"] += 1
+
+    ctx.map("withdrawals", states, one)
+    fig.set("citizens_withdrawing", len(states))
+    fig.set("consent_records_withdrawn", count["withdrawn"])
+
+
+# --------------------------------------------------------------------------------------------
+# ledger: EV micro-tolls (two-phase) from delegated allowances
+
+
+def _tolls(ctx: DemoContext, fig: PhaseFigures, trip_index: int, label: str) -> None:
+    """Each EV entering the toll ring signs a pending payment (a hold) from its allowance
+    (`POST /ledger/allowances/payments`); on exit the toll operator posts the actual amount or voids
+    the hold of an abandoned trip (`POST /ledger/allowances/reservations/{id}/post|void`)."""
+    from civitas.demo.server import TOLL_ACCOUNT_ID
+    from ledger.allowances import FLAG_PENDING, PaymentRequest
+
+    clients = _clients(ctx)
+    if "ev-payments" not in clients.credentials:
+        clients.register("ev-payments", "ledger:pay")
+    ev_keys: dict[int, SigningKey] = ctx.state.get("ev_keys", {})
+    work = []
+    for state in _citizens(ctx):
+        if state.allowance_id is None:
+            continue
+        for trip in ctx.city.trips(state.citizen):
+            if trip.index == trip_index:
+                work.append((state, trip))
+    totals = {"authorised": 0, "settled": 0, "voided": 0, "revenue": 0}
+    lock = threading.Lock()
+
+    def one(item: tuple[CitizenState, Any]) -> None:
+        state, trip = item
+        pending_id = _transfer_id("toll", state.citizen.index, trip.index)
+        request = PaymentRequest(
+            allowance_id=int(state.allowance_id or 0),
+            request_id=pending_id,
+            amount_micros=trip.authorised_micros,
+            payee_account_id=TOLL_ACCOUNT_ID,
+            timestamp_ns=ctx.clock(),
+            flags=FLAG_PENDING,
+            timeout_s=3_600,
+        )
+        signature = request.sign(ev_keys[state.citizen.index])
+        result = _json(
+            ctx.http.post(
+                "/ledger/allowances/payments",
+                json={
+                    "allowance_id": str(request.allowance_id),
+                    "request_id": str(request.request_id),
+                    "amount_micros": str(request.amount_micros),
+                    "payee_account_id": str(request.payee_account_id),
+                    "timestamp_ns": str(request.timestamp_ns),
+                    "flags": request.flags,
+                    "timeout_s": request.timeout_s,
+                    "signature": _b64u(signature),
+                },
+                headers=clients.headers("ev-payments"),
+            ),
+            "toll hold",
+        )
+        if result["status"] != "CREATED":
+            raise ApiError(f"toll hold refused: {result['status']}")
+        resolve_id = _transfer_id("toll-exit", state.citizen.index, trip.index)
+        if trip.settled_micros:
+            action, body = "post", {"transfer_id": str(resolve_id), "amount_micros": str(trip.settled_micros)}
+        else:
+            action, body = "void", {"transfer_id": str(resolve_id)}
+        result = _json(
+            ctx.http.post(
+                f"/ledger/allowances/reservations/{pending_id}/{action}",
+                json=body,
+                headers=clients.headers("treasury"),
+            ),
+            f"toll {action}",
+        )
+        if result["status"] != "CREATED":
+            raise ApiError(f"toll {action} refused: {result['status']}")
+        with lock:
+            totals["authorised"] += 1
+            if trip.settled_micros:
+                totals["settled"] += 1
+                totals["revenue"] += trip.settled_micros
+            else:
+                totals["voided"] += 1
+
+    ctx.map(f"tolls ({label})", work, one)
+    fig.set("tolls_authorised", totals["authorised"])
+    fig.set("tolls_settled", totals["settled"])
+    fig.set("tolls_voided", totals["voided"])
+    fig.set("toll_revenue_micros", totals["revenue"])
+
+
+def tolls_morning(ctx: DemoContext, fig: PhaseFigures) -> None:
+    _tolls(ctx, fig, 0, "morning trips")
+
+
+def tolls_evening(ctx: DemoContext, fig: PhaseFigures) -> None:
+    _tolls(ctx, fig, 1, "evening trips")
+
+
+def settle_rewards(ctx: DemoContext, fig: PhaseFigures) -> None:
+    """The day's micro-rewards as the ledger holds them: the incentive account's outflow (read by
+    the operator, `GET /ledger/accounts/{id}`) against what the gateway reported per batch."""
+    from civitas.demo.server import INCENTIVE_ACCOUNT_ID
+
+    clients = _clients(ctx)
+    account = _json(
+        ctx.http.get(f"/ledger/accounts/{INCENTIVE_ACCOUNT_ID}", headers=clients.headers("treasury")),
+        "incentive account",
+    )
+    reported = int(ctx.state.get("rewards_reported_micros", 0))
+    paid = int(account["debits_posted"])
+    fig.set("rewards_reported_micros", reported)
+    fig.set("rewards_paid_micros", paid)
+    fig.set("rewards_match", paid == reported)
+    if paid != reported:
+        raise DemoError(f"rewards in the ledger ({paid}) differ from the gateway's reports ({reported})")
 
 
 WITNESSES = ("witness.university.example", "witness.civic-trust.example")
@@ -578,6 +893,15 @@ def audit_ledger(ctx: DemoContext, fig: PhaseFigures) -> None:
         raise DemoError("ledger audit failed: " + "; ".join(report["problems"][:5]))
 
 
+_LOG = ("GET /ledger/checkpoint", "GET /ledger/log-key", "GET /ledger/proofs/consistency")
+_SIGN_IN = ("POST /identity/citizen-sessions", "POST /identity/citizen-sessions/{session_id}/token")
+_TOLLS = (
+    "POST /ledger/allowances",
+    "POST /ledger/allowances/payments",
+    "POST /ledger/allowances/reservations/{pending_id}/post",
+    "POST /ledger/allowances/reservations/{pending_id}/void",
+)
+
 PHASES: tuple[Phase, ...] = (
     Phase("setup", "Operator setup", "service", ("POST /oauth/token",), setup_city),
     Phase(
@@ -597,6 +921,22 @@ PHASES: tuple[Phase, ...] = (
         after=("setup",),
     ),
     Phase(
+        "accounts",
+        "Citizen accounts (sign-in)",
+        "ledger",
+        (*_SIGN_IN, "POST /ledger/accounts", "POST /ledger/allowances"),
+        open_accounts,
+        after=("credentials", "ledger"),
+    ),
+    Phase(
+        "consent",
+        "Consent and devices",
+        "consent",
+        (*_SIGN_IN, "POST /consent/records", "POST /sensors/devices"),
+        give_consent,
+        after=("credentials",),
+    ),
+    Phase(
         "sensors",
         "Public sensors",
         "consent",
@@ -612,6 +952,7 @@ PHASES: tuple[Phase, ...] = (
         stream_morning,
         after=("sensors",),
     ),
+    Phase("tolls-morning", "Tolls (morning trips)", "ledger", _TOLLS, tolls_morning, after=("accounts",)),
     Phase(
         "fares",
         "Senior fares (OID4VP)",
@@ -621,12 +962,14 @@ PHASES: tuple[Phase, ...] = (
         after=("credentials",),
     ),
     Phase(
-        "witness-noon",
-        "Witnesses cosign (noon)",
-        "ledger",
-        ("GET /ledger/checkpoint", "GET /ledger/log-key", "GET /ledger/proofs/consistency"),
-        witness_noon,
+        "withdrawals",
+        "Consent withdrawn (12:30)",
+        "consent",
+        ("POST /consent/records/{record_id}/withdraw",),
+        withdraw_consent,
+        after=("consent",),
     ),
+    Phase("witness-noon", "Witnesses cosign (noon)", "ledger", _LOG, witness_noon, after=("ledger",)),
     Phase(
         "afternoon",
         "Readings 13:00-22:00",
@@ -635,13 +978,16 @@ PHASES: tuple[Phase, ...] = (
         stream_afternoon,
         after=("sensors",),
     ),
+    Phase("tolls-evening", "Tolls (evening trips)", "ledger", _TOLLS, tolls_evening, after=("accounts",)),
     Phase(
-        "witness-night",
-        "Witnesses cosign (night)",
+        "rewards",
+        "Rewards (ledger)",
         "ledger",
-        ("GET /ledger/checkpoint", "GET /ledger/log-key", "GET /ledger/proofs/consistency"),
-        witness_night,
+        ("GET /ledger/accounts/{account_id}",),
+        settle_rewards,
+        after=("ledger", "morning", "afternoon"),
     ),
+    Phase("witness-night", "Witnesses cosign (night)", "ledger", _LOG, witness_night, after=("ledger",)),
     Phase(
         "dashboard",
         "Dashboard (DP)",
