@@ -16,9 +16,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 import consent
@@ -27,11 +29,13 @@ from civitas.clients import add_client
 from civitas.deps import ClockDep, EngineDep, KeysDep
 from civitas.errors import ProblemError
 from civitas.keys import KeyStore
+from consent import eventlog
 from consent.batches import MAX_BATCH_BYTES
 from consent.devices import check_registration, device_for_client
 from consent.records import ConsentError, ConsentTerms, InvalidRecord, Notice
 from consent.sharing import MAX_PAGE, InvalidCursor
 from consent.store import RecordView
+from ledger.note import NoteSigner, parse_checkpoint, parse_note
 
 router = APIRouter(tags=["consent"])
 
@@ -295,6 +299,52 @@ def get_access_log(
 ) -> dict[str, Any]:
     entries = consent.access_log(engine, principal.subject, limit=limit)
     return {"entries": [e.to_json() for e in entries]}
+
+
+def _log_signer(request: Request) -> tuple[NoteSigner, str]:
+    parts = urlsplit(request.app.state.settings.public_url)
+    origin = f"{parts.netloc}{parts.path.rstrip('/')}/consent-events"
+    return NoteSigner(origin, request.app.state.keys.current("log").signing_key()), origin
+
+
+@router.get(
+    "/consent/log/checkpoint", summary="Signed checkpoint of the consent event log (C2SP signed note)"
+)
+def consent_log_checkpoint(request: Request, engine: EngineDep, clock: ClockDep) -> PlainTextResponse:
+    signer, origin = _log_signer(request)
+    note = eventlog.checkpoint(engine, signer, now_ns=clock(), origin=origin)
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/consent/receipts/{receipt_id}/proof", summary="Inclusion proof of a receipt's event (citizen)")
+def receipt_proof(
+    receipt_id: str,
+    principal: CitizenDep,
+    request: Request,
+    engine: EngineDep,
+    keys: KeysDep,
+    clock: ClockDep,
+) -> dict[str, Any]:
+    """The event's log leaf, its RFC 9162 inclusion proof and the signed checkpoint it proves into."""
+    if len(receipt_id) > 36:
+        raise ProblemError(404, "not-found", "Not found", "no such receipt")
+    store = _store(engine, keys, clock)
+    with _problems():
+        store.receipt(receipt_id, subject=principal.subject)  # ownership check
+        index, leaf = store.event_leaf(receipt_id)
+    signer, origin = _log_signer(request)
+    note = eventlog.checkpoint(engine, signer, now_ns=clock(), origin=origin)
+    size = parse_checkpoint(parse_note(note).text).size
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        proof = eventlog.inclusion_proof(conn, index, size)
+    b64 = base64.b64encode
+    return {
+        "log_index": index,
+        "tree_size": size,
+        "leaf": b64(leaf).decode(),
+        "inclusion_proof": [b64(h).decode() for h in proof],
+        "checkpoint": note,
+    }
 
 
 # -- devices --------------------------------------------------------------------------------

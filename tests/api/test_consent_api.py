@@ -351,3 +351,35 @@ def test_rewards_are_paid_through_the_ledger(client: TestClient, app: FastAPI, c
     client.post("/sensors/readings", json=envelope, headers=device.headers)  # retry: paid once
     (account,) = ledger.lookup_accounts([42])
     assert account.credits_posted == 21
+
+
+def test_receipt_inclusion_proof_verifies_against_the_signed_checkpoint(
+    client: TestClient, app: FastAPI, clock: Clock
+) -> None:
+    from ledger import merkle
+    from ledger.note import NoteVerifier, parse_checkpoint, verify_note
+
+    alice = citizen(app, "pseudo-alice", clock)
+    for _ in range(3):
+        given = client.post("/consent/records", json=consent_body(recipients=["x"]), headers=alice)
+    receipt_id = given.json()["receipts"][0]["receipt_id"]
+    proof = client.get(f"/consent/receipts/{receipt_id}/proof", headers=alice).json()
+    note = proof["checkpoint"]
+    origin = note.split("\n", 1)[0]
+    verifier = NoteVerifier.from_key(origin, app.state.keys.current("log").verify_key())
+    body = parse_checkpoint(verify_note(note, [verifier]).text)
+    assert body.size == proof["tree_size"] == 3 and proof["log_index"] == 2
+    leaf = base64.b64decode(proof["leaf"])
+    path = [base64.b64decode(h) for h in proof["inclusion_proof"]]
+    assert merkle.verify_inclusion(
+        merkle.leaf_hash(leaf), proof["log_index"], body.size, path, body.root_hash
+    )
+    assert json.loads(leaf)["receipt_id"] == receipt_id
+    assert (
+        client.get(
+            f"/consent/receipts/{receipt_id}/proof", headers=citizen(app, "pseudo-bob", clock)
+        ).status_code
+        == 404
+    )
+    plain = client.get("/consent/log/checkpoint")
+    assert plain.status_code == 200 and plain.text.startswith(origin + "\n3\n")
