@@ -19,7 +19,16 @@ from consent.batches import (
     SignedBatch,
     sign_batch,
 )
-from consent.devices import Device, DeviceError, DeviceKind, UnknownDevice, register_device, revoke_device
+from consent.devices import (
+    Device,
+    DeviceError,
+    DeviceKind,
+    UnknownDevice,
+    check_registration,
+    register_device,
+    register_devices,
+    revoke_device,
+)
 from consent.gateway import BatchResult, Gateway, GatewayConfig, PolicyCache
 from consent.minimise import DEFAULT_GRID, DistrictGrid
 from consent.policy import Grant, GrantSet, PolicyIndex
@@ -40,6 +49,7 @@ from consent.sharing import (
     SharePage,
     access_log,
     analytics_readings_select,
+    purge_readings,
     register_recipient,
     share_page,
 )
@@ -90,10 +100,13 @@ __all__ = [
     "UnknownDevice",
     "access_log",
     "analytics_readings_select",
+    "check_registration",
     "create_schema",
     "format_id",
     "parse_id",
+    "purge_readings",
     "register_device",
+    "register_devices",
     "register_recipient",
     "revoke_device",
     "reward_transfer_id",
