@@ -14,6 +14,8 @@ import pytest
 
 from civitas import cli
 from civitas.demo.city import AFTERNOON, MORNING, City
+from civitas.demo.server import REWARD_RATES_MICROS
+from consent.vocab import STREAMS
 
 CITIZENS = 50
 SEED = 7
@@ -91,6 +93,25 @@ def test_public_sensors(demo: dict[str, Any], city: City) -> None:
     assert fig["public_sensors"] == sum(1 for d in city.devices() if d.kind == "public")
 
 
+def expected_window(city: City, window: tuple[int, int], *, afternoon: bool) -> dict[str, int]:
+    """What consent should let through in one window, from the city model alone."""
+    out = {"sent": 0, "accepted": 0, "rewards": 0, "reward_transfers": 0}
+    for device in city.devices():
+        if device.owner is None:
+            continue
+        active = city.citizens[device.owner].active_categories(afternoon=afternoon)
+        accepted: dict[str, int] = {}
+        for r in device.readings(window):
+            out["sent"] += 1
+            category = STREAMS[r.stream]
+            if category in active:
+                accepted[category] = accepted.get(category, 0) + 1
+        out["accepted"] += sum(accepted.values())
+        out["rewards"] += sum(n * REWARD_RATES_MICROS.get(cat, 0) for cat, n in accepted.items())
+        out["reward_transfers"] += sum(1 for cat in accepted if REWARD_RATES_MICROS.get(cat, 0))
+    return out
+
+
 @pytest.mark.parametrize(("name", "window"), [("morning", MORNING), ("afternoon", AFTERNOON)])
 def test_readings(demo: dict[str, Any], city: City, name: str, window: tuple[int, int]) -> None:
     fig = phase(demo, name)
@@ -98,10 +119,73 @@ def test_readings(demo: dict[str, Any], city: City, name: str, window: tuple[int
     assert fig["readings_accepted"] + fig["readings_dropped"] == fig["readings_sent"]
     assert fig["public_accepted"] == public  # public sensors need no consent
     assert fig["readings_accepted"] == fig["public_accepted"] + fig["personal_accepted"]
-    if "personal_sent" in fig:
-        assert fig["readings_sent"] == public + fig["personal_sent"]
-    else:
-        assert fig["readings_sent"] == public
+    assert fig["readings_sent"] == public + fig["personal_sent"]
+    if "consent" not in demo["phases"]:
+        assert fig["personal_sent"] == 0
+        return
+    expected = expected_window(city, window, afternoon=name == "afternoon")
+    assert fig["personal_sent"] == expected["sent"]
+    # A reading flows only under an active consent for its category; withdrawals at 12:30 stop
+    # the afternoon's readings of those categories.
+    assert fig["personal_accepted"] == expected["accepted"]
+    if "accounts" in demo["phases"]:
+        assert fig["rewards_paid_micros"] == expected["rewards"]
+
+
+def test_withdrawals_drop_readings(demo: dict[str, Any], city: City) -> None:
+    morning, afternoon = phase(demo, "morning"), phase(demo, "afternoon")
+    phase(demo, "withdrawals")
+    withdrawn = [c for c in city.citizens if c.withdraws and c.consents]
+    assert withdrawn
+    lost = sum(
+        1
+        for c in withdrawn
+        for d in city.devices()
+        if d.owner == c.index
+        for r in d.readings(AFTERNOON)
+        if STREAMS[r.stream] in c.active_categories(afternoon=False) - c.active_categories(afternoon=True)
+    )
+    assert lost > 0
+    assert afternoon["readings_dropped"] >= lost
+    assert morning["personal_accepted"] > 0
+
+
+def test_accounts(demo: dict[str, Any], city: City) -> None:
+    fig = phase(demo, "accounts")
+    evs = sum(1 for c in city.citizens if c.has_ev)
+    assert fig["sign_ins"] == CITIZENS
+    assert fig["accounts_opened"] == CITIZENS
+    assert fig["allowances_delegated"] == evs
+    assert fig["top_ups"] == evs
+
+
+def test_consent(demo: dict[str, Any], city: City) -> None:
+    fig = phase(demo, "consent")
+    assert fig["consent_records_given"] == sum(len(c.consents) for c in city.citizens)
+    assert fig["personal_devices"] == sum(1 for d in city.devices() if d.owner is not None)
+    withdrawals = phase(demo, "withdrawals")
+    assert withdrawals["consent_records_withdrawn"] == sum(len(c.withdraws) for c in city.citizens)
+    assert withdrawals["citizens_withdrawing"] == sum(1 for c in city.citizens if c.withdraws)
+
+
+@pytest.mark.parametrize(("name", "trip"), [("tolls-morning", 0), ("tolls-evening", 1)])
+def test_tolls(demo: dict[str, Any], city: City, name: str, trip: int) -> None:
+    fig = phase(demo, name)
+    trips = [t for c in city.citizens for t in city.trips(c) if t.index == trip]
+    assert fig["tolls_authorised"] == len(trips) > 0
+    assert fig["tolls_voided"] == sum(1 for t in trips if t.settled_micros == 0)
+    assert fig["tolls_settled"] == len(trips) - fig["tolls_voided"]
+    assert fig["toll_revenue_micros"] == sum(t.settled_micros for t in trips)
+
+
+def test_rewards(demo: dict[str, Any], city: City) -> None:
+    fig = phase(demo, "rewards")
+    expected = sum(
+        expected_window(city, w, afternoon=a)["rewards"] for w, a in ((MORNING, False), (AFTERNOON, True))
+    )
+    assert expected > 0
+    assert fig["rewards_paid_micros"] == fig["rewards_reported_micros"] == expected
+    assert fig["rewards_match"] is True
 
 
 def test_senior_fares(demo: dict[str, Any], city: City) -> None:
@@ -146,6 +230,16 @@ def test_ledger_audit(demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> 
     fig = phase(demo, "audit")
     assert fig["audit_passed"] is True
     assert fig["transfers"] == fig["tree_size"]
+    if all(p in demo["phases"] for p in ("ledger", "accounts", "consent", "tolls-morning", "tolls-evening")):
+        city = City(SEED, CITIZENS)
+        trips = sum(len(city.trips(c)) for c in city.citizens)
+        reward_transfers = sum(
+            expected_window(city, w, afternoon=a)["reward_transfers"]
+            for w, a in ((MORNING, False), (AFTERNOON, True))
+        )
+        evs = sum(1 for c in city.citizens if c.has_ev)
+        # funding + top-ups + a hold and its post/void per trip + one reward per (batch, category)
+        assert fig["transfers"] == 1 + evs + 2 * trips + reward_transfers
     if "civitas.cli_ledger" not in cli.COMMAND_MODULES:
         pytest.skip("the `civitas ledger` commands are not registered")
     # The operator's own audit command, run afterwards against the demo's data dir.
