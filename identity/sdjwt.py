@@ -332,7 +332,10 @@ class _Processor:
             for key, value in node.items():
                 if key == "_sd":
                     continue
-                out[key] = self.run(value, (*path, key), depth + 1)
+                # scalars are copied as they are; only containers can hold digests
+                out[key] = (
+                    self.run(value, (*path, key), depth + 1) if isinstance(value, dict | list) else value
+                )
             digests = node.get("_sd")
             if digests is not None:
                 if not isinstance(digests, list):
@@ -347,7 +350,10 @@ class _Processor:
                     if name in out or (name == "_sd_alg" and depth == 0):
                         raise SDJWTError(f"disclosed claim {name!r} already exists in the object")
                     self.used[probe.digest] = (*path, name)
-                    out[name] = self.run(probe.value, (*path, name), depth + 1)
+                    value = probe.value
+                    out[name] = (
+                        self.run(value, (*path, name), depth + 1) if isinstance(value, dict | list) else value
+                    )
             return out
         if isinstance(node, list):
             items: list[Any] = []
@@ -358,7 +364,10 @@ class _Processor:
                     if probe is not None:
                         items.append(self.run(probe.value, (*path, index), depth + 1))
                     continue
-                items.append(self.run(element, (*path, len(items)), depth + 1))
+                if isinstance(element, dict | list):
+                    items.append(self.run(element, (*path, len(items)), depth + 1))
+                else:
+                    items.append(element)
             return items
         return node
 
