@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
@@ -210,11 +211,15 @@ def snapshot_of(readings: pl.DataFrame, *, directory: str | os.PathLike[str] | N
             (pl.col("ts_ns") // DAY_NS * DAY_NS).alias("day"),
         )
         .collect()
-        # Rows grouped by unit (contiguous groups make the per-unit windows of the contribution
-        # bounds cheaper) and in random order within each unit, so "the first k rows of a unit in
-        # a cell" is a uniformly random sample of them.
-        .sample(fraction=1.0, shuffle=True)
-        .sort("stream", "unit", maintain_order=True)
+    )
+    # Each stream's rows are grouped by unit (contiguous groups make the per-unit windows of the
+    # contribution bounds cheaper) and in random order within a unit, so "the first k rows of a
+    # unit in a cell" is a uniformly random sample of them: one sort on unit * 2^32 + random.
+    noise = np.random.default_rng().integers(0, 2**32, encoded.height, dtype=np.uint64)
+    encoded = encoded.with_columns(
+        (pl.col("unit").cast(pl.UInt64) * (2**32) + pl.Series("_noise", noise, dtype=pl.UInt64)).alias(
+            "_order"
+        )
     )
     streams = encoded.get_column("stream").unique().to_list()
     if len(streams) > MAX_STREAMS:
@@ -223,11 +228,9 @@ def snapshot_of(readings: pl.DataFrame, *, directory: str | os.PathLike[str] | N
     os.chmod(tmp, 0o700)
     files: dict[str, Path] = {}
     try:
-        for index, (key, part) in enumerate(
-            encoded.partition_by("stream", as_dict=True, maintain_order=True).items()
-        ):
+        for index, (key, part) in enumerate(encoded.partition_by("stream", as_dict=True).items()):
             path = tmp / f"stream-{index:03d}.arrow"
-            part.select(list(FRAME_SCHEMA)).write_ipc(path, compression="uncompressed")
+            part.sort("_order").select(list(FRAME_SCHEMA)).write_ipc(path, compression="uncompressed")
             files[str(key[0])] = path
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
