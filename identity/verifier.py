@@ -67,6 +67,18 @@ class TrustedIssuer:
     public_key: Mapping[str, Any] | None  # public JWK for SD-JWT VCs (Ed25519 or P-256)
     vct_values: tuple[str, ...]
     bbs_did: str | None = None  # did:key of the BLS12-381 G2 key for BBS credentials
+    previous_keys: tuple[Mapping[str, Any], ...] = ()  # retired JWKs, still valid for what they signed
+
+    def jwk_for(self, kid: Any) -> Mapping[str, Any] | None:
+        """The key a credential names by ``kid`` (current or retired); the current key without one."""
+        if self.public_key is None:
+            return None
+        if kid is None or self.public_key.get("kid") in (None, kid):
+            return self.public_key
+        for key in self.previous_keys:
+            if key.get("kid") == kid:
+                return key
+        return self.public_key
 
 
 class TrustedIssuers:
@@ -83,8 +95,12 @@ class TrustedIssuers:
         vct_values: Sequence[str],
         *,
         bbs_did: str | None = None,
+        previous_keys: Sequence[Mapping[str, Any]] = (),
     ) -> TrustedIssuer:
-        """Trust ``issuer_id`` (its JWK and/or BBS did:key) for the listed credential types."""
+        """Trust ``issuer_id`` (its JWK and/or BBS did:key) for the listed credential types.
+
+        ``previous_keys`` are retired JWKs (with ``kid``) that still verify what they signed.
+        """
         if not issuer_id or len(issuer_id) > 200:
             raise VerifierError("invalid_request", "issuer id must be 1-200 characters")
         if not vct_values or any(not isinstance(v, str) for v in vct_values):
@@ -105,8 +121,18 @@ class TrustedIssuers:
                     raise VerifierError("invalid_request", "a BBS issuer key is a BLS12-381 G2 did:key")
             except did_key.DidKeyError as exc:
                 raise VerifierError("invalid_request", f"BBS key: {exc}") from exc
+        previous: list[dict[str, Any]] = []
+        for old in previous_keys:
+            if "d" in old:
+                raise VerifierError("invalid_request", "register public keys only")
+            try:
+                previous.append(jose.public_jwk(old))
+            except jose.JoseFailure as exc:
+                raise VerifierError("invalid_request", f"previous issuer key: {exc}") from exc
         values = {
-            "public_key_json": json.dumps({"jwk": key, "bbs_did": bbs_did}, sort_keys=True),
+            "public_key_json": json.dumps(
+                {"jwk": key, "bbs_did": bbs_did, "previous": previous}, sort_keys=True
+            ),
             "vct_values_json": json.dumps(list(vct_values)),
             "created_ns": self.clock(),
             "revoked_ns": None,
@@ -117,7 +143,7 @@ class TrustedIssuers:
             )
             if updated.rowcount == 0:
                 conn.execute(t.trusted_issuers.insert().values(issuer_id=issuer_id, **values))
-        return TrustedIssuer(issuer_id, key, tuple(vct_values), bbs_did)
+        return TrustedIssuer(issuer_id, key, tuple(vct_values), bbs_did, tuple(previous))
 
     def revoke(self, issuer_id: str) -> None:
         with self.engine.begin() as conn:
@@ -142,7 +168,11 @@ class TrustedIssuers:
             return None
         keys = json.loads(row["public_key_json"])
         return TrustedIssuer(
-            row["issuer_id"], keys.get("jwk"), tuple(json.loads(row["vct_values_json"])), keys.get("bbs_did")
+            row["issuer_id"],
+            keys.get("jwk"),
+            tuple(json.loads(row["vct_values_json"])),
+            keys.get("bbs_did"),
+            tuple(keys.get("previous") or ()),
         )
 
 
@@ -447,10 +477,13 @@ class Verifier:
         trusted = self.issuers.get(iss) if isinstance(iss, str) else None
         if trusted is None or trusted.public_key is None:
             raise _Reject("untrusted_issuer")
+        issuer_jwk = trusted.jwk_for(held.header.get("kid"))
+        if issuer_jwk is None:
+            raise _Reject("untrusted_issuer")
         try:
             verified = sdjwt.verify(
                 text,
-                issuer_jwk=trusted.public_key,
+                issuer_jwk=issuer_jwk,
                 expected_audience=self.config.effective_client_id,
                 expected_nonce=request.nonce,
                 require_key_binding=cq.require_cryptographic_holder_binding,

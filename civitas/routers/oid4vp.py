@@ -53,6 +53,8 @@ def setup(app: FastAPI) -> None:
         issuer.public_jwk,
         sorted({c.vct for c in issuer.config.configurations.values()}),
         bbs_did=None if bbs_key is None else bbs_key.did,
+        # credentials signed before a key rotation keep verifying (their kid names the old key)
+        previous_keys=[k.jwk() for k in app.state.keys.retired("service")],
     )
     rules = EligibilityRules(engine, clock=clock)
     status_base = issuer.config.status_list_base + "/"

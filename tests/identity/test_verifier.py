@@ -322,3 +322,24 @@ def test_bbs_presentations_through_the_verifier(engine: sa.Engine) -> None:
     assert respond(None, None, aud="https://evil.example").reason == "invalid_presentation"
     w.trusted.register(ISSUER_ID, issuer.public_jwk, [RESIDENT_VCT])  # BBS key no longer trusted
     assert respond(None, None).reason == "untrusted_issuer"
+
+
+def test_credentials_signed_before_a_key_rotation_still_verify(engine: sa.Engine) -> None:
+    w = World(engine)
+    old_key = {**w.issuer.config.signing_jwk, "kid": "did:key:old#old"}
+    new_public = {**jose.public_jwk(jose.generate_ed25519()), "kid": "did:key:new#new"}
+    issuer = make_issuer(engine, w.clock, signing_jwk=old_key, kid="did:key:old#old")
+    w.issuer = issuer
+    held, holder, _ = w.credential()
+    assert held.header["kid"] == "did:key:old#old"
+    w.rules.register(AGENCY, SENIOR, [RESIDENT_VCT])
+
+    def answer() -> Any:
+        req = w.verifier.create_request(AGENCY, rule_name="senior_fare")
+        obj = w.verifier.request_object(req)
+        return w.verifier.handle_response(state=obj["state"], vp_token=w.answer(obj, held, holder))
+
+    w.trusted.register(ISSUER_ID, new_public, [RESIDENT_VCT])
+    assert answer().reason == "bad_issuer_signature"
+    w.trusted.register(ISSUER_ID, new_public, [RESIDENT_VCT], previous_keys=[jose.public_jwk(old_key)])
+    assert answer().accepted
