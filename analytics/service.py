@@ -8,7 +8,6 @@ measured result that is not stored is never shown to anyone.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +82,9 @@ class Analytics:
             query = self.parse(query)
         if not 1 <= len(analyst) <= 128:
             raise InvalidQuery("analyst id must have 1..128 characters")
+        if query.end_ns > self.clock():
+            # A release is a snapshot that identical queries get back; it must cover settled data.
+            raise InvalidQuery("the time range must lie in the past (end_ns <= now)")
         query_hash = query.canonical_hash(self.dataset)
         cost = cost_of(query.rho, query.delta, query.periods(self.policy.period_ns))
         with _read(self.engine) as conn:
@@ -191,10 +193,6 @@ class Analytics:
                 **_line_json(next(b for b in lines if b.scope == "analyst")),
             },
         }
-
-    def today_start_ns(self) -> int:
-        now = dt.datetime.fromtimestamp(self.clock() / 1e9, tz=dt.UTC)
-        return int(dt.datetime(now.year, now.month, now.day, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
 
 
 def _line_json(b: BudgetLine) -> dict[str, Any]:

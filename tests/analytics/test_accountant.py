@@ -140,3 +140,14 @@ def test_concurrent_workers_cannot_overspend(db_url: str) -> None:
         assert limit_row["spent_rho_nano"] <= limit_row["limit_rho_nano"]
     finally:
         engine.dispose()
+
+
+def test_queries_over_unsettled_time_are_refused(make_analytics: Callable[..., Analytics]) -> None:
+    import time
+
+    from analytics import InvalidQuery
+
+    service = make_analytics()
+    today = time.time_ns() // 86_400_000_000_000 * 86_400_000_000_000
+    with pytest.raises(InvalidQuery, match="past"):
+        service.submit(count_query(day=today), "alice")
