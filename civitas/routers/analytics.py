@@ -52,6 +52,7 @@ DEFAULTS: Final[dict[str, Any]] = {
     "analytics_purpose": "dpv:ProvideOfficialStatistics",
 }
 CSV_MEDIA_TYPE: Final = "text/csv; charset=utf-8"
+MAX_DASHBOARD_AGE_DAYS: Final = 400  # bounds the public, unauthenticated work /dashboard can trigger
 
 
 def _setting(app: FastAPI, name: str) -> Any:
@@ -272,16 +273,28 @@ async def get_release(
     return JSONResponse(release.body)
 
 
-def _day_start(day: str | None, clock_ns: int) -> int:
-    if day is None:
-        return (clock_ns // DAY_NS - 1) * DAY_NS  # the latest complete UTC day
+def _parse_day(day: str) -> int:
     try:
         parsed = dt.date.fromisoformat(day)
     except ValueError as exc:
         raise ProblemError(422, "invalid-day", "Invalid day", "day must be YYYY-MM-DD") from exc
     start = int(dt.datetime(parsed.year, parsed.month, parsed.day, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
-    if start < 0 or start + DAY_NS > clock_ns:
+    if start < 0:
+        raise ProblemError(422, "invalid-day", "Invalid day", "day must be after 1970-01-01")
+    return start
+
+
+def _dashboard_day(day: str | None, clock_ns: int) -> int:
+    """A complete UTC day in the past (default: yesterday) within the dashboard's window."""
+    if day is None:
+        return (clock_ns // DAY_NS - 1) * DAY_NS
+    start = _parse_day(day)
+    if start + DAY_NS > clock_ns:
         raise ProblemError(422, "invalid-day", "Invalid day", "day must be a complete day in the past")
+    if start < clock_ns - MAX_DASHBOARD_AGE_DAYS * DAY_NS:
+        raise ProblemError(
+            422, "invalid-day", "Invalid day", f"the dashboard covers the last {MAX_DASHBOARD_AGE_DAYS} days"
+        )
     return start
 
 
@@ -293,7 +306,7 @@ async def get_budget(
 ) -> JSONResponse:
     service = _analytics(request)
     now = service.clock()
-    start = now // DAY_NS * DAY_NS if day is None else _day_start(day, now + DAY_NS)
+    start = now // DAY_NS * DAY_NS if day is None else _parse_day(day)
     return JSONResponse(await run_in_threadpool(service.budget, principal.subject, start))
 
 
@@ -308,7 +321,7 @@ async def dashboard(
     day: Annotated[str | None, Query(description="YYYY-MM-DD (UTC); default: yesterday")] = None,
 ) -> HTMLResponse:
     service = _analytics(request)
-    start = _day_start(day, service.clock())
+    start = _dashboard_day(day, service.clock())
     label = day_label(start)
     try:
         page = await run_in_threadpool(build_dashboard, service, start)

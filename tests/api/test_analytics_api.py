@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import time
 from typing import Any
 
 import polars as pl
@@ -21,8 +23,8 @@ from civitas.routers import analytics as analytics_router
 
 from .conftest import TokenFor, bearer
 
-DAY0 = 20_400 * DAY_NS  # 2025-11-08
-DAY_LABEL = "2025-11-08"
+DAY0 = (time.time_ns() // DAY_NS - 3) * DAY_NS  # a settled day within the dashboard's window
+DAY_LABEL = dt.datetime.fromtimestamp(DAY0 // 1_000_000_000, tz=dt.UTC).strftime("%Y-%m-%d")
 
 
 def _ensure_router(app: FastAPI) -> None:
@@ -145,6 +147,7 @@ def test_public_dashboard(app: FastAPI, client: TestClient, city: pl.DataFrame) 
     assert _state(app) == before
     assert client.get("/dashboard", params={"day": "not-a-day"}).status_code == 422
     assert client.get("/dashboard", params={"day": "2999-01-01"}).status_code == 422
+    assert client.get("/dashboard", params={"day": "2001-01-01"}).status_code == 422  # outside the window
 
 
 def test_dashboard_over_consent_readings_in_the_database(app: FastAPI, client: TestClient) -> None:
