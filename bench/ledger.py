@@ -11,8 +11,11 @@ updated through ORM objects and a session commit per transfer (durable, same pra
 on `--baseline-transfers` transfers and reported as a rate (no Merkle log, no signatures: the
 baseline does strictly less work).
 
-The HTTP figure (single-transfer requests from 64 concurrent clients through the group
-committer) is reported as null until the ledger routes exist.
+HTTP: the service (uvicorn, one worker process, same SQLite settings) serves single-transfer
+`POST /ledger/transfers` requests from `--http-clients` (64) concurrent keep-alive clients, each a
+citizen paying a shop from their own account with their own bearer token; every request is
+authenticated, ownership-checked and committed durably through the group committer (concurrent
+requests share a batch). Reported as requests/s over `--http-requests` requests.
 """
 
 from __future__ import annotations
@@ -150,6 +153,128 @@ def run_baseline(path: Path, n_transfers: int, n_accounts: int, seed: int) -> di
     return {"transfers": float(n_transfers), "seconds": elapsed, "transfers_per_s": n_transfers / elapsed}
 
 
+_SERVER = """
+import sys, uvicorn
+from civitas import app as app_module
+from civitas.app import create_app
+from civitas.settings import Settings
+settings = Settings(data_dir=sys.argv[1], public_url="http://127.0.0.1:" + sys.argv[2])
+app = create_app(settings)
+if "civitas.routers.ledger" not in app_module.ROUTER_MODULES:
+    from civitas.routers import ledger as ledger_router
+    ledger_router.setup(app)
+    app.include_router(ledger_router.router)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_http(data_dir: Path, n_requests: int, n_clients: int) -> dict[str, float]:
+    import asyncio
+    import subprocess
+    import sys
+    import uuid
+
+    import httpx
+
+    from civitas.auth import sign_jwt
+    from civitas.clients import add_client
+    from civitas.db import create_engine
+    from civitas.keys import KeyStore
+    from civitas.settings import Settings
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(data_dir), str(port)])
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/ledger/log-key", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("the HTTP server did not start")
+            time.sleep(0.2)
+        settings = Settings(data_dir=data_dir, public_url=base)
+        keys = KeyStore.open(settings.data_dir, None)
+        engine = create_engine(settings)
+        admin_client, _secret = add_client(engine, "bench operator", "ledger:read ledger:write ledger:admin")
+        engine.dispose()
+
+        def token(sub: str, client_id: str, scope: str) -> dict[str, str]:
+            now = int(time.time())
+            claims = {"iss": settings.issuer, "sub": sub, "aud": settings.api_audience, "client_id": client_id,
+                      "iat": now, "exp": now + 3600, "jti": uuid.uuid4().hex, "scope": scope}  # fmt: skip
+            return {"Authorization": "Bearer " + sign_jwt(keys, claims, typ="at+jwt")}
+
+        admin = token(admin_client.client_id, admin_client.client_id, "ledger:read ledger:write ledger:admin")
+        with httpx.Client(base_url=base, timeout=60) as c:
+            for acc_id in ("1", "2"):
+                c.post(
+                    "/ledger/accounts", json={"id": acc_id, "owner": "bench"}, headers=admin
+                ).raise_for_status()
+            citizens = []
+            funding = []
+            for i in range(n_clients):
+                h = token(f"nym-bench-{i}", "wallet", "ledger:read ledger:write")
+                acc = (
+                    c.post("/ledger/accounts", json={}, headers=h).raise_for_status().json()["account"]["id"]
+                )
+                citizens.append((h, acc))
+                funding.append({"id": str(10_000_000 + i), "debit_account_id": "1", "credit_account_id": acc,
+                                "amount": str(10**12), "ledger": 1, "code": 1})  # fmt: skip
+            c.post("/ledger/transfers", json={"transfers": funding}, headers=admin).raise_for_status()
+
+        per_client = max(1, n_requests // n_clients)
+        latencies: list[float] = []
+        bad = 0
+
+        async def one_client(k: int, ac: httpx.AsyncClient) -> None:
+            nonlocal bad
+            h, acc = citizens[k]
+            for j in range(per_client):
+                body = {"transfers": [{"id": str(20_000_000 + k * per_client + j), "debit_account_id": acc,
+                                       "credit_account_id": "2", "amount": "1", "ledger": 1, "code": 1}]}  # fmt: skip
+                t = time.perf_counter()
+                r = await ac.post("/ledger/transfers", json=body, headers=h)
+                latencies.append(time.perf_counter() - t)
+                if r.status_code != 200 or r.json()["results"][0]["status"] != "CREATED":
+                    bad += 1
+
+        async def drive() -> float:
+            limits = httpx.Limits(max_connections=n_clients, max_keepalive_connections=n_clients)
+            async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as ac:
+                t = time.perf_counter()
+                await asyncio.gather(*(one_client(k, ac) for k in range(n_clients)))
+                return time.perf_counter() - t
+
+        elapsed = asyncio.run(drive())
+        if bad:
+            raise SystemExit(f"{bad} HTTP transfers failed")
+        done = per_client * n_clients
+        return {
+            "requests": float(done),
+            "requests_per_s": done / elapsed,
+            "p50_ms": _percentile(latencies, 0.5) * 1000,
+            "p99_ms": _percentile(latencies, 0.99) * 1000,
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench ledger", description=__doc__.splitlines()[0])
     ap.add_argument("--transfers", type=int, default=1_000_000)
@@ -160,15 +285,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument(
         "--dir", type=Path, default=None, help="where to put the database files (default: a temp dir)"
     )
+    ap.add_argument("--http-requests", type=int, default=10_000)
+    ap.add_argument("--http-clients", type=int, default=64)
+    ap.add_argument("--no-http", action="store_true", help="skip the HTTP measurement")
     ap.add_argument("--quick", action="store_true", help="small smoke run")
     args = ap.parse_args(argv)
     if args.quick:
         args.transfers, args.accounts, args.baseline_transfers = 30_000, 5_000, 1_000
+        args.http_requests = 640
     with tempfile.TemporaryDirectory(prefix="bench-ledger-", dir=args.dir) as tmp:
         led = run_ledger(Path(tmp) / "ledger.db", args.transfers, args.accounts, args.batch, args.seed)
         base = run_baseline(
             Path(tmp) / "baseline.db", args.baseline_transfers, min(args.accounts, 100_000), args.seed
         )
+        http = None if args.no_http else run_http(Path(tmp) / "http", args.http_requests, args.http_clients)
     ratio = led["transfers_per_s"] / base["transfers_per_s"]
     print(
         f"ledger: {int(led['transfers']):,} transfers over {args.accounts:,} accounts in batches of {args.batch}"
@@ -185,14 +315,18 @@ def main(argv: list[str]) -> int:
         f" {base['transfers_per_s']:,.0f} transfers/s"
     )
     print(f"ratio: {ratio:.1f}x")
-    print("http: not measured yet (ledger routes pending)")
+    if http is not None:
+        print(
+            f"http: {int(http['requests']):,} single-transfer requests from {args.http_clients} concurrent clients:"
+            f" {http['requests_per_s']:,.0f} requests/s (p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms)"
+        )
     print(
         json.dumps(
             {
                 "area": "ledger",
                 "transfers_per_s": round(led["transfers_per_s"]),
                 "baseline_ratio": round(ratio, 1),
-                "http_requests_per_s": None,
+                "http_requests_per_s": round(http["requests_per_s"]) if http else None,
                 "p50_batch_ms": round(led["p50_batch_ms"], 2),
                 "p99_batch_ms": round(led["p99_batch_ms"], 2),
                 "transfers": int(led["transfers"]),

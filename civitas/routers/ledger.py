@@ -426,6 +426,15 @@ def get_account_transfers(
 # -- transfers ------------------------------------------------------------------------------
 
 
+def _debits_own_citizen_account(led: Ledger, principal: Principal, transfers: list[Transfer]) -> bool:
+    """Fast path: a citizen's own account id is derived from their pseudonym, no lookup needed."""
+    if not _is_citizen(principal):
+        return False
+    own = account_id_for(principal.subject.encode(), led.origin)
+    resolving = TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER
+    return all(t.debit_account_id == own and not int(t.flags) & resolving for t in transfers)
+
+
 def _check_ownership(led: Ledger, principal: Principal, transfers: list[Transfer]) -> None:
     """Non-operators may only debit their own accounts, and post/void reservations they pay or receive."""
     pending_ids = [
@@ -470,7 +479,7 @@ async def create_transfers(body: TransfersIn, principal: WriterDep, request: Req
         return TransfersOut(results=[])
     led = _ledger(request)
     transfers = [t.to_transfer() for t in body.transfers]
-    if not _is_admin(principal):
+    if not _is_admin(principal) and not _debits_own_citizen_account(led, principal, transfers):
         await run_in_threadpool(_check_ownership, led, principal, transfers)
     try:
         if len(transfers) == 1 and not int(transfers[0].flags) & TransferFlags.LINKED:
