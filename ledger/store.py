@@ -188,6 +188,7 @@ class Ledger:
         self._cache_seq = -1
         self._committer: GroupCommitter | None = None
         self._fault: Callable[[str], None] | None = None  # test hook: raise at a named stage
+        self._owns_engine = False  # close() disposes only an engine that `open` created
         if create:
             create_schema(engine)
         self._ensure_meta()
@@ -215,13 +216,16 @@ class Ledger:
                 cur.execute("PRAGMA wal_autocheckpoint=50000")
                 cur.close()
 
-        return cls(engine, signing_key=signing_key, origin=origin, clock=clock, **kwargs)
+        ledger = cls(engine, signing_key=signing_key, origin=origin, clock=clock, **kwargs)
+        ledger._owns_engine = True
+        return ledger
 
     def close(self) -> None:
         if self._committer is not None:
             self._committer.close()
             self._committer = None
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
     def __enter__(self) -> Ledger:
         return self

@@ -36,6 +36,7 @@ def app(settings: Settings) -> Iterator[FastAPI]:
         application.include_router(ledger_router.router)
     yield application
     application.state.ledger.close()
+    application.state.engine.dispose()
 
 
 @pytest.fixture
