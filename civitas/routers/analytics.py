@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+import consent
 from analytics import (
     Analytics,
     BudgetExceeded,
@@ -33,7 +34,6 @@ from analytics.dashboard import build_dashboard, day_label, render_unavailable
 from analytics.data import DAY_NS
 from analytics.releases import Release
 from analytics.standard import PUBLIC_ANALYST
-from analytics.synthetic import DISTRICTS
 from civitas.auth import Principal, require_scope
 from civitas.errors import ProblemError
 
@@ -44,7 +44,8 @@ AnalystDep = Annotated[Principal, require_scope("analytics:query")]
 
 # Defaults when Settings carries no analytics fields (CIVITAS_ANALYTICS_* environment variables).
 DEFAULTS: Final[dict[str, Any]] = {
-    "analytics_districts": list(DISTRICTS),
+    # The public district key set: the consent minimiser's districts (its grid plus "Outside").
+    "analytics_districts": list(consent.DEFAULT_GRID.districts),
     "analytics_dataset_rho_per_day": 1.0,
     "analytics_analyst_rho_per_day": 0.25,
     "analytics_public_rho_per_day": 0.5,
@@ -62,8 +63,6 @@ def _setting(app: FastAPI, name: str) -> Any:
 
 def build_analytics(app: FastAPI) -> Analytics:
     """The analytics service over the consent contract's readings (plus rewards paid)."""
-    import consent
-
     recipient = str(_setting(app, "analytics_recipient"))
     purpose = str(_setting(app, "analytics_purpose"))
 

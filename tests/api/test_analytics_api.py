@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+import consent
 from analytics import Analytics, BudgetPolicy, FrameSource
 from analytics.data import DAY_NS
 from analytics.standard import PUBLIC_ANALYST
@@ -156,7 +157,9 @@ def test_dashboard_over_consent_readings_in_the_database(app: FastAPI, client: T
     from consent import tables as ct
 
     ct.create_schema(app.state.engine)
-    frame = synthetic_day(DAY0, citizens=120, readings=6_000, seed=9)
+    frame = synthetic_day(
+        DAY0, citizens=120, readings=6_000, seed=9, districts=tuple(consent.DEFAULT_GRID.districts)
+    )
     with app.state.engine.begin() as conn:
         conn.execute(
             sa.insert(ct.readings),
@@ -169,3 +172,5 @@ def test_dashboard_over_consent_readings_in_the_database(app: FastAPI, client: T
     page = client.get("/dashboard", params={"day": DAY_LABEL})
     assert page.status_code == 200, page.text[:500]
     assert page.text.count('class="series"') >= 5
+    for district in consent.DEFAULT_GRID.districts:  # the service's public district keys
+        assert f"<td>{district}</td>" in page.text

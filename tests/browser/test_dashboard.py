@@ -22,6 +22,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+import consent
 from analytics.data import DAY_NS
 from analytics.standard import STANDARD_RELEASES
 from analytics.synthetic import synthetic_day
@@ -39,6 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+CITY_DISTRICTS = tuple(consent.DEFAULT_GRID.districts)  # the service's public district keys
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DAY0 = (time.time_ns() // DAY_NS - 3) * DAY_NS  # a settled day within the dashboard's window
 DAY_LABEL = dt.datetime.fromtimestamp(DAY0 // 1_000_000_000, tz=dt.UTC).strftime("%Y-%m-%d")
@@ -86,7 +88,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> Ite
         app.include_router(analytics_router.router)
     engine = app.state.engine
     ct.create_schema(engine)
-    frame = synthetic_day(DAY0, citizens=600, readings=40_000, seed=21)
+    frame = synthetic_day(DAY0, citizens=600, readings=40_000, seed=21, districts=CITY_DISTRICTS)
     with engine.begin() as conn:
         conn.execute(
             sa.insert(ct.readings),
@@ -145,7 +147,7 @@ def test_dashboard_renders_every_chart(server: str, name: str, width: int) -> No
                 box = card.locator("svg.chart").first.bounding_box()
                 assert box is not None and box["width"] > 100 and box["height"] > 40
             districts = page.locator("#district-table tbody tr")
-            assert districts.count() == 6
+            assert districts.count() == len(CITY_DISTRICTS)
             assert page.locator("#privacy").inner_text().count("differential privacy") >= 1
             # readable at this width: the page does not scroll sideways (tables scroll inside their box)
             overflow = page.evaluate(
