@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import multiprocessing
 import os
 import random
 import statistics
@@ -145,14 +146,7 @@ def _setup(
     path: Path, n_citizens: int, n_devices: int, n_consents: int, seed: int
 ) -> tuple[sa.Engine, Ledger, float]:
     rng = random.Random(seed)
-    engine = open_engine(f"sqlite:///{path}")
-
-    @sa.event.listens_for(engine, "connect")
-    def _cache_size(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache, as the ledger uses
-        cur.close()
-
+    engine = _open(path)
     create_schema(engine)
     clock = Clock(T0)
     ledger = Ledger(engine, clock=clock)
@@ -309,6 +303,56 @@ def policy_flatness(
     return out
 
 
+def _open(path: Path) -> sa.Engine:
+    engine = open_engine(f"sqlite:///{path}")
+
+    @sa.event.listens_for(engine, "connect")
+    def _cache_size(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache, as the ledger uses
+        cur.close()
+
+    return engine
+
+
+def _ingest_worker(
+    path: Path,
+    groups: list[list[SignedBatch]],
+    threads: int,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """One server process: its own engine, ledger handle, warm policy index and gateway."""
+    engine = _open(path)
+    ledger = Ledger(engine, clock=Clock(INGEST_AT), create=False)
+    cache = PolicyCache()
+    with engine.connect() as conn:
+        cache.warm(conn)
+    rewards = RewardConfig(incentive_account_id=CITY_ACCOUNT, rates_micros=RATES)
+    gateway = Gateway(
+        engine,
+        clock=Clock(INGEST_AT),
+        config=GatewayConfig(rewards=rewards),
+        payer=RewardPayer(engine, ledger, rewards),
+        cache=cache,
+    )
+
+    def call(group: list[SignedBatch]) -> tuple[int, int, float]:
+        c0 = time.perf_counter()
+        out = gateway.ingest(group)
+        return sum(r.accepted for r in out), sum(r.dropped for r in out), time.perf_counter() - c0
+
+    gc.collect()
+    gc.freeze()  # the inherited pre-signed input is a harness artefact (see run_level)
+    barrier.wait()
+    c0 = time.process_time()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        outcomes = list(pool.map(call, groups))
+    gateway.pay_pending()
+    results.put((outcomes, time.process_time() - c0))
+    engine.dispose()
+
+
 def run_level(
     workdir: Path,
     n_consents: int,
@@ -318,39 +362,62 @@ def run_level(
     per_call: int,
     threads: int,
     seed: int,
+    processes: int = 1,
 ) -> dict[str, Any]:
     path = workdir / f"consent-{n_consents}.db"
     engine, ledger, consent_setup_s = _setup(path, n_citizens, n_devices, n_consents, seed)
     cache = PolicyCache()  # warmed here (index_load_s), then used by the gateway: a running server's state
     policy = _policy_figures(engine, batches, n_citizens, 200_000, cache)
-    rewards = RewardConfig(incentive_account_id=CITY_ACCOUNT, rates_micros=RATES)
-    gateway = Gateway(
-        engine,
-        clock=Clock(INGEST_AT),
-        config=GatewayConfig(rewards=rewards),
-        payer=RewardPayer(engine, ledger, rewards),
-        cache=cache,
-    )
     total = sum(len(s.parse_unverified().readings) for s in batches)
     groups = [batches[i : i + per_call] for i in range(0, len(batches), per_call)]
+    if processes > 1:
+        # Several server processes on one SQLite file (like `uvicorn --workers N`): parsing,
+        # verification and decisions run in parallel, SQLite serialises the writes.
+        engine.dispose()
+        ctx = multiprocessing.get_context("fork")
+        barrier = ctx.Barrier(processes + 1)
+        queue = ctx.Queue()
+        workers = [
+            ctx.Process(target=_ingest_worker, args=(path, groups[k::processes], threads, barrier, queue))
+            for k in range(processes)
+        ]
+        for w in workers:
+            w.start()
+        barrier.wait()
+        t0 = time.perf_counter()
+        collected = [queue.get() for _ in workers]
+        elapsed = time.perf_counter() - t0
+        for w in workers:
+            w.join()
+        outcomes = [o for part, _ in collected for o in part]
+        cpu_s = sum(c for _, c in collected)
+    else:
+        rewards = RewardConfig(incentive_account_id=CITY_ACCOUNT, rates_micros=RATES)
+        gateway = Gateway(
+            engine,
+            clock=Clock(INGEST_AT),
+            config=GatewayConfig(rewards=rewards),
+            payer=RewardPayer(engine, ledger, rewards),
+            cache=cache,
+        )
 
-    def call(group: list[SignedBatch]) -> tuple[int, int, float]:
-        c0 = time.perf_counter()
-        results = gateway.ingest(group)
-        return sum(r.accepted for r in results), sum(r.dropped for r in results), time.perf_counter() - c0
+        def call(group: list[SignedBatch]) -> tuple[int, int, float]:
+            c0 = time.perf_counter()
+            results = gateway.ingest(group)
+            return sum(r.accepted for r in results), sum(r.dropped for r in results), time.perf_counter() - c0
 
-    # The pre-signed input (a million readings held in memory) is a harness artefact: keep the
-    # cyclic GC from rescanning it on every collection, as a server would after warm-up.
-    gc.collect()
-    gc.freeze()
-    t0 = time.perf_counter()
-    c0 = time.process_time()
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        outcomes = list(pool.map(call, groups))
-    gateway.pay_pending()  # writes the last queued reward marks (and pays anything left)
-    elapsed = time.perf_counter() - t0
-    cpu_s = time.process_time() - c0
-    gc.unfreeze()
+        # The pre-signed input (a million readings held in memory) is a harness artefact: keep
+        # the cyclic GC from rescanning it on every collection, as a server would after warm-up.
+        gc.collect()
+        gc.freeze()
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            outcomes = list(pool.map(call, groups))
+        gateway.pay_pending()  # writes the last queued reward marks (and pays anything left)
+        elapsed = time.perf_counter() - t0
+        cpu_s = time.process_time() - c0
+        gc.unfreeze()
     accepted = sum(o[0] for o in outcomes)
     dropped = sum(o[1] for o in outcomes)
     call_s = [o[2] for o in outcomes]
@@ -395,6 +462,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--threads", type=int, default=2, help="concurrent ingest callers (like server workers)"
     )
+    parser.add_argument("--processes", type=int, default=1, help="server processes sharing the database")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     if args.quick:

@@ -42,6 +42,7 @@ from identity.sql import Clock, system_clock_ns
 __all__ = ["BatchResult", "Gateway", "GatewayConfig", "PolicyCache"]
 
 MAX_BATCHES_PER_CALL = 1_000
+READINGS_ORDER_LOCK = 0x636F6E73656E7431  # PostgreSQL advisory lock key ("consent1")
 _READING_COLUMNS = (
     "unit",
     "stream",
@@ -292,6 +293,10 @@ class Gateway:
                 [(set_param(s.set_id), set_param(r)) for s in new_sets.values() for r in s.record_ids],
             )
         if rows:
+            if conn.dialect.name == "postgresql":
+                # Reading ids are the agencies' cursor: take them and commit in one order, so a
+                # reader never sees id n+1 committed before id n (SQLite serialises writers anyway).
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (READINGS_ORDER_LOCK,))
             # the hot insert: raw DBAPI executemany of prepared tuples (no per-row ORM/Core work)
             conn.exec_driver_sql(_insert_readings_sql(conn.dialect.paramstyle), rows)
 
