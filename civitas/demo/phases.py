@@ -23,7 +23,7 @@ from civitas.demo.summary import PhaseFigures
 __all__ = ["PHASES", "ApiError"]
 
 NS = SECOND_NS
-WALLET_COPIES = 3  # single-use copies per credential: account opening, a fare check, one spare
+WALLET_COPIES = 2  # single-use SD-JWT copies per credential: a fare check and a spare (BBS is reusable)
 SENIOR_FARE_RULE = 'senior_fare = resident_of == "civitas" and age_over_65'
 PREDICATES = frozenset({"age_over_18", "age_over_65", "resident_of", "concession"})
 ANALYTICS_RECIPIENT = "civitas-analytics"
@@ -490,12 +490,14 @@ def open_accounts(ctx: DemoContext, fig: PhaseFigures) -> None:
     from civitas.demo.server import TREASURY_ACCOUNT_ID
 
     devices_keys: dict[int, SigningKey] = ctx.state.setdefault("ev_keys", {})
-    counts = {"accounts": 0, "allowances": 0}
+    counts = {"accounts": 0, "allowances": 0, "sign_ins": 0}
     lock = threading.Lock()
 
     def one(state: CitizenState) -> None:
         c = state.citizen
         headers = _sign_in(ctx, state, "ledger", "ledger:read ledger:write")
+        with lock:
+            counts["sign_ins"] += 1
         body = _json(ctx.http.post("/ledger/accounts", json={}, headers=headers), "open account")
         state.account_id = int(body["account"]["id"])
         with lock:
@@ -539,7 +541,7 @@ def open_accounts(ctx: DemoContext, fig: PhaseFigures) -> None:
         if s.allowance_id is not None and s.account_id is not None
     ]
     created = _batch_transfers(ctx, top_ups, "top-ups")
-    fig.set("sign_ins", len(states))
+    fig.set("sign_ins", counts["sign_ins"])
     fig.set("accounts_opened", counts["accounts"])
     fig.set("allowances_delegated", counts["allowances"])
     fig.set("top_ups", created)
@@ -582,7 +584,7 @@ def give_consent(ctx: DemoContext, fig: PhaseFigures) -> None:
     devices = _devices(ctx)
     ev_keys: dict[int, SigningKey] = ctx.state.get("ev_keys", {})
     clients = _clients(ctx)
-    counts = {"records": 0, "devices": 0}
+    counts = {"records": 0, "devices": 0, "sign_ins": 0}
     lock = threading.Lock()
     valid_until = ctx.clock.at(365 * 24 * HOUR_NS)
     specs: dict[int, list[DeviceSpec]] = {}
@@ -593,6 +595,8 @@ def give_consent(ctx: DemoContext, fig: PhaseFigures) -> None:
     def one(state: CitizenState) -> None:
         c = state.citizen
         headers = _sign_in(ctx, state, "consent", "consent")
+        with lock:
+            counts["sign_ins"] += 1
         for key in c.consents:
             offer = offers[key]
             body = _json(
@@ -633,6 +637,7 @@ def give_consent(ctx: DemoContext, fig: PhaseFigures) -> None:
                 counts["devices"] += 1
 
     ctx.map("consent and devices", [s for s in _citizens(ctx) if s.wallet is not None], one)
+    fig.set("sign_ins", counts["sign_ins"])
     fig.set("consent_records_given", counts["records"])
     fig.set("personal_devices", counts["devices"])
 
@@ -642,11 +647,13 @@ def withdraw_consent(ctx: DemoContext, fig: PhaseFigures) -> None:
     readings after that are dropped unless another consent covers them."""
     ctx.clock.advance_to(12 * HOUR_NS + 30 * 60 * NS)
     states = [s for s in _citizens(ctx) if s.citizen.withdraws and s.records]
-    count = {"withdrawn": 0}
+    count = {"withdrawn": 0, "sign_ins": 0}
     lock = threading.Lock()
 
     def one(state: CitizenState) -> None:
         headers = _sign_in(ctx, state, "consent", "consent")
+        with lock:
+            count["sign_ins"] += 1
         for key in state.citizen.withdraws:
             body = _json(
                 ctx.http.post(f"/consent/records/{state.records[key]}/withdraw", headers=headers),
@@ -658,6 +665,7 @@ def withdraw_consent(ctx: DemoContext, fig: PhaseFigures) -> None:
                 count["withdrawn"] += 1
 
     ctx.map("withdrawals", states, one)
+    fig.set("sign_ins", count["sign_ins"])
     fig.set("citizens_withdrawing", len(states))
     fig.set("consent_records_withdrawn", count["withdrawn"])
 

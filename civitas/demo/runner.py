@@ -42,6 +42,7 @@ class DemoOptions:
     host: str = "127.0.0.1"
     port: int = 0
     workers: int = 4  # concurrent client threads (citizens' wallets, devices)
+    processes: int = 1  # service processes sharing the listening socket
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,9 @@ def run_demo(
     day = simulated_day()
     clock = DayClock.create(data_dir / "clock", day)
     city = City(options.seed, options.citizens)
-    server = DemoServer(data_dir, clock.path, host=options.host, port=options.port)
+    server = DemoServer(
+        data_dir, clock.path, host=options.host, port=options.port, processes=options.processes
+    )
     keep_serving = False
     try:
         base_url = server.start()

@@ -98,7 +98,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class DemoServer:
     """Run the service on a fresh data dir in a child process."""
 
-    def __init__(self, data_dir: Path, clock_path: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, data_dir: Path, clock_path: Path, *, host: str = "127.0.0.1", port: int = 0, processes: int = 1
+    ) -> None:
+        if not 1 <= processes <= 8:
+            raise ValueError("1 to 8 service processes")
+        self.processes = processes
         self.sock = bind_socket(host, port)
         self.host = host
         self.port: int = self.sock.getsockname()[1]
@@ -106,13 +111,25 @@ class DemoServer:
         self.clock_path = clock_path
         self.settings = demo_settings(data_dir, self.base_url)
         self.engine: Any = None
-        self.process: subprocess.Popen[bytes] | None = None
+        self.children: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> str:
-        """Start the service (it migrates the fresh database and creates the keys), wait until it
-        answers, then open the demo's own engine for the operator's library calls."""
+        """Start the service (the first process migrates the fresh database and creates the keys),
+        wait until it answers, start the other processes on the same socket, then open the demo's
+        own engine for the operator's library calls."""
+        use_demo_secret_hashing()
+        self._spawn()
+        self._wait_ready()
+        for _ in range(self.processes - 1):
+            self._spawn()
+        from identity.sql import open_engine
+
+        self.engine = open_engine(self.settings.resolved_database_url)
+        return self.base_url
+
+    def _spawn(self) -> None:
         fd = self.sock.fileno()
-        self.process = subprocess.Popen(
+        child = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -130,43 +147,42 @@ class DemoServer:
             ],
             pass_fds=(fd,),
         )
-        use_demo_secret_hashing()
+        self.children.append(child)
+
+    def _wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        first = self.children[0]
         with httpx.Client(base_url=self.base_url, timeout=2.0) as probe:
             while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"the demo service exited while starting (status {self.process.returncode})"
-                    )
+                if first.poll() is not None:
+                    raise RuntimeError(f"the demo service exited while starting (status {first.returncode})")
                 try:
                     if probe.get("/healthz").status_code == 200:
-                        break
+                        return
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
                     raise RuntimeError("the demo service did not start in time")
                 time.sleep(0.05)
-        from identity.sql import open_engine
-
-        self.engine = open_engine(self.settings.resolved_database_url)
-        return self.base_url
 
     def wait(self) -> None:
         """Block until the service stops (Ctrl-C stops it)."""
         try:
-            if self.process is not None:
-                self.process.wait()
+            for child in self.children:
+                child.wait()
         except KeyboardInterrupt:
             pass
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        for child in self.children:
+            if child.poll() is None:
+                child.terminate()
+        for child in self.children:
             try:
-                self.process.wait(STOP_TIMEOUT_S)
+                child.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                child.kill()
+                child.wait()
         self.sock.close()
         if self.engine is not None:
             self.engine.dispose()

@@ -9,9 +9,44 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["PhaseFigures", "Summary"]
+__all__ = ["TOTALS", "PhaseFigures", "Summary"]
 
 Figure = int | float | str | bool
+
+# The day in figures: each total sums the listed (phase, figure) pairs over the phases that ran;
+# a total none of whose phases ran is left out (never shown as zero).
+TOTALS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("credentials_issued", (("credentials", "credentials_issued"),)),
+    (
+        "presentations_verified",
+        (
+            ("accounts", "sign_ins"),
+            ("consent", "sign_ins"),
+            ("withdrawals", "sign_ins"),
+            ("fares", "presentations_verified"),
+        ),
+    ),
+    ("eligibility_refused", (("fares", "refused_not_eligible"),)),
+    ("presentations_refused", (("fares", "presentations_refused"),)),
+    ("accounts_opened", (("accounts", "accounts_opened"),)),
+    ("consent_given", (("consent", "consent_records_given"),)),
+    ("consent_withdrawn", (("withdrawals", "consent_records_withdrawn"),)),
+    ("readings_sent", (("morning", "readings_sent"), ("afternoon", "readings_sent"))),
+    ("readings_accepted", (("morning", "readings_accepted"), ("afternoon", "readings_accepted"))),
+    ("readings_dropped", (("morning", "readings_dropped"), ("afternoon", "readings_dropped"))),
+    ("rewards_paid_micros", (("rewards", "rewards_paid_micros"),)),
+    ("tolls_paid", (("tolls-morning", "tolls_settled"), ("tolls-evening", "tolls_settled"))),
+    ("tolls_voided", (("tolls-morning", "tolls_voided"), ("tolls-evening", "tolls_voided"))),
+    (
+        "toll_revenue_micros",
+        (("tolls-morning", "toll_revenue_micros"), ("tolls-evening", "toll_revenue_micros")),
+    ),
+    ("ledger_transfers", (("audit", "transfers"),)),
+    ("checkpoints_cosigned", (("witness-noon", "quorum_verified"), ("witness-night", "quorum_verified"))),
+    ("dp_releases", (("dashboard", "releases"),)),
+    ("budget_spent_rho", (("dashboard", "budget_spent_rho"),)),
+    ("audit_passed", (("audit", "audit_passed"),)),
+)
 
 
 @dataclass
@@ -57,6 +92,22 @@ class Summary:
         p = self.phase(phase)
         return None if p is None else p.figures.get(key)
 
+    def totals(self) -> dict[str, Figure]:
+        out: dict[str, Figure] = {}
+        for name, sources in TOTALS:
+            values = [v for phase, key in sources if (v := self.figure(phase, key)) is not None]
+            if not values:
+                continue
+            if name == "audit_passed":
+                out[name] = all(bool(v) for v in values)
+            elif name == "checkpoints_cosigned":
+                out[name] = sum(1 for v in values if v is True)
+            elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                out[name] = sum(int(v) for v in values)
+            else:
+                out[name] = round(sum(float(v) for v in values), 6)
+        return out
+
     @property
     def skipped(self) -> list[dict[str, str]]:
         return [{"phase": p.name, "reason": p.skipped} for p in self.phases if p.skipped is not None]
@@ -72,6 +123,7 @@ class Summary:
             "ok": self.ok,
             "error": self.error,
             "duration_s": round(self.duration_s, 3),
+            "totals": self.totals(),
             "phases": {
                 p.name: {**p.figures, "duration_s": round(p.duration_s, 3)}
                 for p in self.phases
@@ -84,30 +136,29 @@ class Summary:
         return json.dumps(self.to_json(), indent=2, sort_keys=False)
 
     def render(self, console: Console) -> None:
-        table = Table(title=f"Civitas demo: {self.citizens:,} citizens, seed {self.seed}, day {self.day}")
-        table.add_column("phase", style="bold")
-        table.add_column("figure")
-        table.add_column("value", justify="right")
-        table.add_column("time", justify="right", style="dim")
+        totals = Table(title="The day in figures")
+        totals.add_column("figure")
+        totals.add_column("value", justify="right")
+        for key, value in self.totals().items():
+            totals.add_row(key.replace("_micros", "").replace("_", " "), _format(key, value))
+        phases = Table(title=f"Civitas demo: {self.citizens:,} citizens, seed {self.seed}, day {self.day}")
+        phases.add_column("phase", style="bold", no_wrap=True)
+        phases.add_column("figures")
+        phases.add_column("time", justify="right", style="dim", no_wrap=True)
         for p in self.phases:
             if p.skipped is not None:
-                table.add_row(p.title, f"[yellow]skipped: {p.skipped}[/]", "", "")
+                phases.add_row(p.title, f"[yellow]skipped: {p.skipped}[/]", "")
                 continue
-            first = True
-            for key, value in p.figures.items():
-                table.add_row(
-                    p.title if first else "",
-                    key.replace("_", " "),
-                    _format(key, value),
-                    f"{p.duration_s:.1f} s" if first else "",
-                )
-                first = False
-            if first:
-                table.add_row(p.title, "", "", f"{p.duration_s:.1f} s")
-            table.add_section()
-        console.print(table)
+            text = ", ".join(
+                f"{k.replace('_micros', '').replace('_', ' ')} {_format(k, v)}" for k, v in p.figures.items()
+            )
+            phases.add_row(p.title, text, f"{p.duration_s:.1f} s")
+        console.print(phases)
+        console.print(totals)
         verdict = "[green]ok[/]" if self.ok else f"[red]failed[/]: {self.error}"
         console.print(f"demo {verdict} in {self.duration_s:.1f} s; data in {self.data_dir}")
+        for s in self.skipped:
+            console.print(f"[yellow]skipped[/] {s['phase']}: {s['reason']}")
         console.print(f"dashboard: {self.dashboard_url}")
 
 

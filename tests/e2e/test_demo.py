@@ -73,6 +73,21 @@ def test_summary_shape(demo: dict[str, Any]) -> None:
         assert skipped["phase"] not in demo["phases"]
 
 
+def test_totals(demo: dict[str, Any]) -> None:
+    totals, phases = demo["totals"], demo["phases"]
+    if "credentials" in phases:
+        assert totals["credentials_issued"] == phases["credentials"]["credentials_issued"]
+    if "morning" in phases and "afternoon" in phases:
+        assert totals["readings_accepted"] + totals["readings_dropped"] == totals["readings_sent"]
+    if "audit" in phases:
+        assert totals["audit_passed"] is True
+        assert totals["ledger_transfers"] == phases["audit"]["transfers"]
+    if "fares" in phases:
+        assert totals["eligibility_refused"] == phases["fares"]["refused_not_eligible"]
+    for name in totals:
+        assert not name.startswith("_")
+
+
 def test_setup(demo: dict[str, Any], city: City) -> None:
     fig = phase(demo, "setup")
     assert fig["citizens"] == CITIZENS
