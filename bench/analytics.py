@@ -27,6 +27,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from analytics import Analytics, BudgetPolicy, SelectSource, create_schema, snapshot_of
+from analytics import tables as analytics_tables
 from analytics.dashboard import build_dashboard
 from analytics.data import DAY_NS
 from analytics.measurements import bounded_rows, measure
@@ -78,7 +79,7 @@ def main(argv: list[str]) -> int:
         metadata = sa.MetaData()
         table = synthetic_readings_table(metadata, "bench_readings")
         metadata.drop_all(engine)
-        for t in reversed(__import__("analytics.tables", fromlist=["TABLES"]).TABLES):
+        for t in reversed(analytics_tables.TABLES):
             t.drop(engine, checkfirst=True)
         metadata.create_all(engine)
         create_schema(engine)
@@ -156,6 +157,10 @@ def main(argv: list[str]) -> int:
             "  accuracy summary; noise scale reused from the cache) vs a plain Polars mean; both scan the same\n"
             "  snapshot file of the stream; budget bookkeeping excluded from both."
         )
+        if args.db:  # leave a shared database as it was found
+            metadata.drop_all(engine)
+            for t in reversed(analytics_tables.TABLES):
+                t.drop(engine, checkfirst=True)
         engine.dispose()
     print(
         json.dumps(
