@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,10 @@ class Snapshot:
     rows: int
     _dir: Path = field(repr=False)
 
+    def __post_init__(self) -> None:
+        # Safety net: the files go when the snapshot is garbage-collected even if never closed.
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+
     @property
     def streams(self) -> list[str]:
         return sorted(self.files)
@@ -172,7 +177,7 @@ class Snapshot:
         return pl.scan_ipc(path, memory_map=True)
 
     def close(self) -> None:
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._finalizer()
 
     def __enter__(self) -> Snapshot:
         return self
