@@ -20,6 +20,16 @@ class Settings(BaseSettings):
     # Production keys may come from the environment instead of the data dir.
     signing_key: SecretStr | None = Field(default=None, description="base64url Ed25519 seed")
     log_level: str = "info"
+    # Analytics: who the analytics pipeline is as a consent recipient, and the daily privacy budgets
+    # (zCDP rho). Districts default to the consent minimiser's grid.
+    analytics_recipient: str = "civitas-analytics"
+    analytics_purpose: str = "dpv:ProvideOfficialStatistics"
+    analytics_districts: str | None = Field(default=None, description="comma-separated public district keys")
+    analytics_dataset_rho_per_day: float = Field(default=1.0, gt=0, le=10)
+    analytics_analyst_rho_per_day: float = Field(default=0.25, gt=0, le=10)
+    analytics_public_rho_per_day: float = Field(
+        default=0.5, gt=0, le=10, description="the dashboard's budget"
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -42,48 +42,36 @@ log = logging.getLogger("civitas.analytics")
 
 AnalystDep = Annotated[Principal, require_scope("analytics:query")]
 
-# Defaults when Settings carries no analytics fields (CIVITAS_ANALYTICS_* environment variables).
-DEFAULTS: Final[dict[str, Any]] = {
-    # The public district key set: the consent minimiser's districts (its grid plus "Outside").
-    "analytics_districts": list(consent.DEFAULT_GRID.districts),
-    "analytics_dataset_rho_per_day": 1.0,
-    "analytics_analyst_rho_per_day": 0.25,
-    "analytics_public_rho_per_day": 0.5,
-    "analytics_recipient": "civitas-analytics",
-    "analytics_purpose": "dpv:ProvideOfficialStatistics",
-}
 CSV_MEDIA_TYPE: Final = "text/csv; charset=utf-8"
 MAX_DASHBOARD_AGE_DAYS: Final = 400  # bounds the public, unauthenticated work /dashboard can trigger
 
 
-def _setting(app: FastAPI, name: str) -> Any:
-    value = getattr(app.state.settings, name, None)
-    return DEFAULTS[name] if value is None else value
-
-
 def build_analytics(app: FastAPI) -> Analytics:
     """The analytics service over the consent contract's readings (plus rewards paid)."""
-    recipient = str(_setting(app, "analytics_recipient"))
-    purpose = str(_setting(app, "analytics_purpose"))
+    settings = app.state.settings
+    recipient = settings.analytics_recipient
+    purpose = settings.analytics_purpose
 
     def readings(start_ns: int, end_ns: int) -> sa.Select[Any]:
         return consent.analytics_readings_select(
             recipient=recipient, purpose=purpose, start_ns=start_ns, end_ns=end_ns, now_ns=app.state.clock()
         )
 
-    districts = _setting(app, "analytics_districts")
-    if isinstance(districts, str):
-        districts = [d.strip() for d in districts.split(",") if d.strip()]
+    districts = (
+        [d.strip() for d in settings.analytics_districts.split(",") if d.strip()]
+        if settings.analytics_districts
+        else list(consent.DEFAULT_GRID.districts)
+    )
     policy = BudgetPolicy(
-        dataset_rho=float(_setting(app, "analytics_dataset_rho_per_day")),
-        analyst_rho=float(_setting(app, "analytics_analyst_rho_per_day")),
-        analysts={PUBLIC_ANALYST: float(_setting(app, "analytics_public_rho_per_day"))},
+        dataset_rho=settings.analytics_dataset_rho_per_day,
+        analyst_rho=settings.analytics_analyst_rho_per_day,
+        analysts={PUBLIC_ANALYST: settings.analytics_public_rho_per_day},
     )
     engine = app.state.engine
     return Analytics(
         engine,
         SelectSource(engine, [readings, consent_rewards_select]),
-        list(districts),
+        districts,
         policy,
         clock=app.state.clock,
     )
