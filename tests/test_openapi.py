@@ -11,7 +11,12 @@ SPEC = Path(__file__).resolve().parents[1] / "specs" / "openapi.json"
 
 def test_committed_openapi_is_current() -> None:
     assert SPEC.exists(), "run `civitas openapi` to write specs/openapi.json"
-    assert SPEC.read_text() == render_openapi(), "specs/openapi.json is stale: run `civitas openapi`"
+    committed, current = SPEC.read_text(), render_openapi()
+    if committed != current:
+        import difflib
+
+        diff = list(difflib.unified_diff(committed.splitlines(), current.splitlines(), lineterm="", n=1))
+        raise AssertionError("specs/openapi.json is stale: run `civitas openapi`\n" + "\n".join(diff[:40]))
 
 
 def test_every_operation_documents_its_errors_as_problem_json() -> None:
