@@ -45,6 +45,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     try:
         summary = run_demo(options)
+    except KeyboardInterrupt:
+        return 130
     except DemoError as exc:
         from rich.console import Console
 

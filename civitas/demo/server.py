@@ -122,6 +122,9 @@ class DemoServer:
         self._wait_ready()
         for _ in range(self.processes - 1):
             self._spawn()
+        # Only the service processes hold the listening socket now: once they are gone, clients
+        # get "connection refused" instead of waiting on a backlog nobody accepts from.
+        self.sock.close()
         from identity.sql import open_engine
 
         self.engine = open_engine(self.settings.resolved_database_url)
@@ -166,12 +169,18 @@ class DemoServer:
                 time.sleep(0.05)
 
     def wait(self) -> None:
-        """Block until the service stops (Ctrl-C stops it)."""
+        """Block until the service stops or Ctrl-C (SIGINT) or SIGTERM asks it to."""
+        import signal
+
+        asked = threading.Event()
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, lambda *_: asked.set()) for sig in handled}
         try:
-            for child in self.children:
-                child.wait()
-        except KeyboardInterrupt:
-            pass
+            while not asked.is_set() and any(c.poll() is None for c in self.children):
+                asked.wait(0.2)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def stop(self) -> None:
         for child in self.children:
