@@ -130,22 +130,27 @@ class PolicyCache:
         self.lock = threading.Lock()
         self.reloads = 0
 
-    def refresh(self, conn: sa.Connection, current: Mapping[str, int]) -> None:
-        """Reload every subject whose DB version differs from the cached one (call under `lock`)."""
+    def refresh(self, conn: sa.Connection, current: Mapping[str, int]) -> list[GrantSet]:
+        """Reload every subject whose DB version differs from the cached one (call under `lock`).
+
+        Returns the grant sets the reloaded subjects can now produce.
+        """
         stale = [s for s, v in current.items() if self.versions.get(s) != v]
         if not stale:
-            return
+            return []
         grants = load_grants(conn, stale)
+        produced: list[GrantSet] = []
         for subject in stale:
-            self.index.replace_subject(subject, grants.get(subject, []))
+            produced += self.index.replace_subject(subject, grants.get(subject, []))
             self.versions[subject] = current[subject]
         self.reloads += len(stale)
+        return produced
 
-    def warm(self, conn: sa.Connection) -> None:
+    def warm(self, conn: sa.Connection) -> list[GrantSet]:
         """Load every subject (optional: subjects are otherwise loaded on first use)."""
         rows = conn.execute(sa.select(t.subjects.c.subject, t.subjects.c.version)).all()
         with self.lock:
-            self.refresh(conn, {r.subject: r.version for r in rows})
+            return self.refresh(conn, {r.subject: r.version for r in rows})
 
 
 @dataclass
@@ -240,6 +245,25 @@ class Gateway:
             self.payer.pay_owed(owed)
         return results
 
+    def warm(self) -> int:
+        """Load the policy index for every citizen and write their grant sets (server start-up)."""
+        with self._write_lock, self.engine.begin() as conn:
+            produced = {gs.set_id: gs for gs in self.cache.warm(conn) if gs.set_id not in self._known_sets}
+            rows = [(gs.set_id, r) for gs in produced.values() for r in gs.record_ids]
+            set_param = _id_param(conn.dialect.name)
+            for part in chunks(rows, 10_000):
+                conn.exec_driver_sql(
+                    _insert_sql(
+                        conn.dialect.paramstyle,
+                        t.grant_set_members.name,
+                        ("set_id", "record_id"),
+                        ignore=True,
+                    ),
+                    [(set_param(a), set_param(b)) for a, b in part],
+                )
+        self._known_sets.update(produced)
+        return len(self.cache.versions)
+
     def pay_pending(self) -> PaymentReport | None:
         """Retry rewards left pending (ledger unreachable, account closed, crash after commit)."""
         return None if self.payer is None else self.payer.pay(None)
@@ -279,7 +303,11 @@ class Gateway:
         new_sets: dict[int, GrantSet] = {}
         set_param = _id_param(conn.dialect.name)
         with self.cache.lock:
-            self.cache.refresh(conn, versions)
+            # Grant sets are written when a subject's consent state is (re)loaded, once per
+            # change, rather than when a reading first needs one.
+            for gs in self.cache.refresh(conn, versions):
+                if gs.set_id not in self._known_sets:
+                    new_sets[gs.set_id] = gs
             now = self.clock()
             horizon = now + self.config.max_future_skew_ns
             for p in fresh:

@@ -144,8 +144,11 @@ class PolicyIndex:
     def grants_of(self, subject: str) -> tuple[Grant, ...]:
         return self._grants_by_subject.get(subject, ())
 
-    def replace_subject(self, subject: str, grants: Iterable[Grant]) -> None:
-        """Install the complete set of grants of one subject (replacing what was there)."""
+    def replace_subject(self, subject: str, grants: Iterable[Grant]) -> list[GrantSet]:
+        """Install the complete set of grants of one subject (replacing what was there).
+
+        Returns the grant sets the subject's decisions can now produce.
+        """
         own = tuple(grants)
         for grant in own:
             if grant.subject != subject:
@@ -154,18 +157,22 @@ class PolicyIndex:
             self._segments.pop(key, None)
         self._grants_by_subject.pop(subject, None)
         if not own:
-            return
+            return []
         by_category: dict[str, list[Grant]] = {}
         for grant in own:
             for category in grant.categories:
                 by_category.setdefault(category, []).append(grant)
         keys = []
+        produced: dict[int, GrantSet] = {}
         for category, grants_of_category in by_category.items():
             key = (subject, category)
-            self._segments[key] = _Segments(grants_of_category, self._interned)
+            segments = _Segments(grants_of_category, self._interned)
+            self._segments[key] = segments
             keys.append(key)
+            produced.update((gs.set_id, gs) for gs in segments.sets if gs is not None)
         self._keys_by_subject[subject] = keys
         self._grants_by_subject[subject] = own
+        return list(produced.values())
 
     def decide(self, subject: str, category: str, ts_ns: int) -> GrantSet | None:
         """The records permitting a reading of `category` by `subject` at `ts_ns`, or None."""

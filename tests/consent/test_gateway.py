@@ -191,3 +191,30 @@ def test_consent_validity_bounds_what_is_accepted(
     times = [T0 + 30 * MIN, T0 + HOUR, T0 + DAY - MIN, T0 + DAY - 1, T0 + DAY + MIN]
     (r,) = gateway.ingest([batch(dev, device_key(1), readings("vehicle.location", times))])
     assert r.accepted == 3  # T0+1h and two readings in the last whole minute before the end
+
+
+def test_warm_start_writes_grant_sets_and_sharing_finds_them(
+    store: ConsentStore, cengine: sa.Engine, clock: Clock
+) -> None:
+    from consent.sharing import register_recipient, share_page
+
+    dev = _personal(cengine)
+    register_recipient(
+        cengine, client_id="transport-agency", name="T", purposes=["dpv:PublicBenefit"], now_ns=T0
+    )
+    store.give(terms())
+    clock.advance(HOUR)
+    gateway = Gateway(cengine, clock=clock)
+    assert gateway.warm() == 1
+    with cengine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.grant_set_members)).scalar_one() == 1
+    gateway.ingest([batch(dev, device_key(1), readings("vehicle.location", [T0, T0 + MIN]))])
+    page = share_page(
+        cengine,
+        recipient="transport-agency",
+        purpose="dpv:PublicBenefit",
+        cursor=None,
+        limit=10,
+        now_ns=clock(),
+    )
+    assert [r.unit for r in page.readings] == ["pseudo-alice", "pseudo-alice"]
