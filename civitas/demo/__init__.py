@@ -42,6 +42,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         host=args.host,
         port=port,
         workers=args.workers,
+        durable=args.durable,
     )
     try:
         summary = run_demo(options)
@@ -88,4 +89,9 @@ def register(subparsers: Any) -> None:
         "--port", type=int, default=None, help="port (default: 8000 with --serve if free, else any free port)"
     )
     p.add_argument("--workers", type=int, default=4, help="concurrent client threads (default 4)")
+    p.add_argument(
+        "--durable",
+        action="store_true",
+        help="fsync every commit (SQLite synchronous=FULL, as `civitas serve`); slower",
+    )
     p.set_defaults(func=cmd_demo)

@@ -43,6 +43,7 @@ class DemoOptions:
     port: int = 0
     workers: int = 4  # concurrent client threads (citizens' wallets, devices)
     processes: int = 1  # service processes sharing the listening socket
+    durable: bool = False  # SQLite synchronous=FULL instead of NORMAL
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,12 @@ def run_demo(
     clock = DayClock.create(data_dir / "clock", day)
     city = City(options.seed, options.citizens)
     server = DemoServer(
-        data_dir, clock.path, host=options.host, port=options.port, processes=options.processes
+        data_dir,
+        clock.path,
+        host=options.host,
+        port=options.port,
+        processes=options.processes,
+        durable=options.durable,
     )
     keep_serving = False
     try:

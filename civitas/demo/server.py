@@ -99,8 +99,16 @@ class DemoServer:
     """Run the service on a fresh data dir in a child process."""
 
     def __init__(
-        self, data_dir: Path, clock_path: Path, *, host: str = "127.0.0.1", port: int = 0, processes: int = 1
+        self,
+        data_dir: Path,
+        clock_path: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        processes: int = 1,
+        durable: bool = False,
     ) -> None:
+        self.durable = durable
         if not 1 <= processes <= 8:
             raise ValueError("1 to 8 service processes")
         self.processes = processes
@@ -147,6 +155,7 @@ class DemoServer:
                 str(self.clock_path),
                 "--parent",
                 str(os.getpid()),
+                *(["--durable"] if self.durable else []),
             ],
             pass_fds=(fd,),
         )
@@ -211,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from civitas.app import create_app
     from civitas.demo.clock import DayClock
+    from identity.sql import open_engine
 
     parser = argparse.ArgumentParser(prog="python -m civitas.demo.server")
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -218,10 +228,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--clock", type=Path, required=True)
     parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--durable", action="store_true", help="SQLite synchronous=FULL (default NORMAL)")
     args = parser.parse_args(argv)
     use_demo_secret_hashing()
     clock = DayClock.attach(args.clock)
-    app = create_app(demo_settings(args.data_dir, args.public_url), clock=clock)
+    settings = demo_settings(args.data_dir, args.public_url)
+    # WAL with synchronous=NORMAL: commits are atomic and consistent but the last ones may be lost
+    # on power loss; the demo city is recreated on every run. `--durable` keeps FULL.
+    engine = open_engine(settings.resolved_database_url, synchronous_full=args.durable)
+    app = create_app(settings, engine=engine, clock=clock)
     configure_rewards(app)
     sock = socket.socket(fileno=args.fd)
     server = uvicorn.Server(
