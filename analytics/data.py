@@ -13,12 +13,13 @@ import io
 import os
 import shutil
 import tempfile
+import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import polars as pl
@@ -151,9 +152,18 @@ def load_readings(engine: sa.Engine, select: sa.Select[tuple[object, ...]]) -> p
     return frame.select(list(READING_SCHEMA)).cast(READING_SCHEMA)  # type: ignore[arg-type]
 
 
+T = TypeVar("T")
+
+MAX_DERIVED: Final = 64  # derived frames (e.g. bounded rows) one snapshot keeps
+
+
 @dataclass
 class Snapshot:
-    """Encoded readings, one Arrow IPC file per stream; `close()` removes them (or use `with`)."""
+    """Encoded readings, one Arrow IPC file per stream; `close()` removes them (or use `with`).
+
+    A snapshot never changes once made, so frames derived from it (the bounded rows of a query)
+    are kept with it (`derived`) and go with it.
+    """
 
     files: dict[str, Path]
     rows: int
@@ -162,10 +172,36 @@ class Snapshot:
     def __post_init__(self) -> None:
         # Safety net: the files go when the snapshot is garbage-collected even if never closed.
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        self._lock = threading.Lock()
+        self._derived: dict[Hashable, Any] = {}
 
     @property
     def streams(self) -> list[str]:
         return sorted(self.files)
+
+    @property
+    def directory(self) -> Path:
+        """The snapshot's private directory (derived files may be written there)."""
+        if not self._finalizer.alive:
+            raise DataError("snapshot is closed")
+        return self._dir
+
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()`'s result, made once per key for this snapshot (the oldest of MAX_DERIVED goes)."""
+        with self._lock:
+            if key in self._derived:
+                value: T = self._derived.pop(key)
+                self._derived[key] = value  # most recently used last
+                return value
+        made = make()
+        with self._lock:
+            if key in self._derived:
+                existing: T = self._derived[key]
+                return existing
+            while len(self._derived) >= MAX_DERIVED:
+                self._derived.pop(next(iter(self._derived)))
+            self._derived[key] = made
+        return made
 
     def scan(self, stream: str) -> pl.LazyFrame:
         """One stream's rows (FRAME_SCHEMA), by unit, random within a unit; empty for an unknown stream."""

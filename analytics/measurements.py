@@ -3,9 +3,11 @@
 Every query becomes one OpenDP Polars plan built through the Context API:
 
 1. public predicates (time range) and, for histograms, public binning;
-2. contribution bounds enforced by OpenDP's own truncation on the privacy-unit identifier:
-   at most ``rows_per_cell`` rows per unit and cell, and at most
-   ``cells_per_unit`` cells per unit (lowest keys first); the rows kept are a random sample;
+2. contribution bounds: at most ``rows_per_cell`` rows per unit and cell and at most
+   ``cells_per_unit`` cells per unit (lowest keys first; the rows kept are a random sample),
+   enforced once per snapshot and bounds by `analytics.bounding` before the plan, and declared
+   to OpenDP as the privacy unit's contributions (``dp.unit_of(contributions=[Bound(...)])``), from
+   which OpenDP derives every sensitivity;
 3. aggregation with noise: ``dp.len(signed=True)`` counts, ``dp.sum`` sums (values clamped
    into the bounds), ``dp.quantile`` (exponential mechanism over public candidates); grouped over
    public key sets (``with_keys``) or, when keys are released, under OpenDP's thresholding.
@@ -31,6 +33,15 @@ import polars as pl
 from opendp.accuracy import summarize_polars_measurement
 from opendp.extras.polars import Margin, dp_len
 
+from analytics.bounding import (
+    BoundedFrame,
+    BoundingKey,
+    bin_labels,
+    bound_contributions,
+    bounding_key,
+    cell_columns,
+    declared_bounds,
+)
 from analytics.data import DAY_NS, HOUR_NS, MAX_SNAPSHOT_ROWS
 from analytics.errors import InvalidQuery
 from analytics.queries import Query, count_cells
@@ -44,7 +55,6 @@ __all__ = [
     "Estimate",
     "Measured",
     "bounded_rows",
-    "bounding_steps",
     "epsilon_of_rho",
     "group_columns",
     "measure",
@@ -55,12 +65,18 @@ CONVERSION_DELTA: Final = 1e-9  # delta at which rho is reported as (epsilon, de
 MAX_DISTRICTS: Final = 1_000  # public bound on the number of districts (key release needs it)
 _CACHE_LIMIT: Final = 4_096
 
-_FRAME_COLUMNS: Final[dict[str, Any]] = {
-    "unit": dp.u32,
+_POLARS_TYPES: Final[dict[str, pl.DataType]] = {
+    "district": pl.String(),
+    "hour": pl.Int64(),
+    "day": pl.Int64(),
+    "bin": pl.String(),
+    "value": pl.Float64(),
+}
+_COLUMN_TYPES: Final[dict[str, Any]] = {
     "district": dp.String,
-    "ts_ns": dp.i64,
     "hour": dp.i64,
     "day": dp.i64,
+    "bin": dp.String,
     "value": dp.f64,
 }
 
@@ -87,44 +103,33 @@ class Measured:
     threshold: int | None
 
 
-@lru_cache(maxsize=4)
-def _frame_domain() -> Any:
+@lru_cache(maxsize=32)
+def _frame_domain(columns: tuple[str, ...]) -> Any:
+    """The domain of a bounded frame with these columns (cell columns and value)."""
     series = [
-        dp.series_domain(name, dp.atom_domain(T=t, nan=False) if t == dp.f64 else dp.atom_domain(T=t))
-        for name, t in _FRAME_COLUMNS.items()
+        dp.series_domain(c, dp.atom_domain(T=_COLUMN_TYPES[c], nan=False))
+        if _COLUMN_TYPES[c] == dp.f64
+        else dp.series_domain(c, dp.atom_domain(T=_COLUMN_TYPES[c]))
+        for c in columns
     ]
     domain = dp.lazyframe_domain(series)
     plain: tuple[tuple[str, ...], ...] = ((), ("hour",), ("day",))
-    for by in plain:
-        domain = dp.with_margin(domain, Margin(by=list(by), max_length=MAX_SNAPSHOT_ROWS))
     grouped: tuple[tuple[str, ...], ...] = (("district",), ("district", "hour"), ("district", "day"))
+    for by in plain:
+        if set(by) <= set(columns):
+            domain = dp.with_margin(domain, Margin(by=list(by), max_length=MAX_SNAPSHOT_ROWS))
     for by in grouped:
-        domain = dp.with_margin(
-            domain,
-            Margin(by=list(by), max_length=MAX_SNAPSHOT_ROWS, max_groups=MAX_DISTRICTS * 24 * 31),
-        )
+        if set(by) <= set(columns):
+            domain = dp.with_margin(
+                domain,
+                Margin(by=list(by), max_length=MAX_SNAPSHOT_ROWS, max_groups=MAX_DISTRICTS * 24 * 31),
+            )
     return domain
 
 
-def _context(frame: pl.LazyFrame, loss: tuple[Any, Any]) -> dp.Context:
-    """A one-query OpenDP Context over `frame` whose compositor admits exactly `loss`.
-
-    Equivalent to ``Context.compositor(..., split_evenly_over=1)``, built directly with
-    ``make_adaptive_composition`` (d_mids = [loss]) to skip the compositor's scale search.
-    """
-    metric, d_in = _privacy_unit()
-    accountant = dp.c.make_adaptive_composition(
-        input_domain=_frame_domain(),
-        input_metric=metric,
-        output_measure=loss[0],
-        d_in=d_in,
-        d_mids=[loss[1]],
-    )
-    return dp.Context(accountant=accountant, queryable=accountant(frame), d_in=d_in, d_mids=[loss[1]])
-
-
-def _privacy_unit() -> tuple[Any, Any]:
-    return dp.unit_of(contributions=1, identifier="unit")
+def _privacy_unit(key: BoundingKey) -> tuple[Any, Any]:
+    """One citizen, as OpenDP sees the bounded frame: the rows their data can add or remove."""
+    return dp.unit_of(contributions=declared_bounds(key))
 
 
 def epsilon_of_rho(rho: float, delta: float = CONVERSION_DELTA) -> float:
@@ -146,10 +151,6 @@ def _bucket_keys(query: Query) -> list[int]:
     return list(range(query.start_ns // step * step, query.end_ns, step))
 
 
-def _bin_labels(query: Query) -> list[str]:
-    return [f"[{query.bins[i]:g}, {query.bins[i + 1]:g})" for i in range(len(query.bins) - 1)]
-
-
 def public_keys(query: Query, districts: Sequence[str]) -> pl.DataFrame | None:
     """The public key set of the query's grouping, or None when ungrouped / keys are released."""
     if query.keys == "released":
@@ -162,7 +163,7 @@ def public_keys(query: Query, districts: Sequence[str]) -> pl.DataFrame | None:
             pl.DataFrame({query.time_bucket: _bucket_keys(query)}, schema={query.time_bucket: pl.Int64})
         )
     if query.metric == "histogram":
-        parts.append(pl.DataFrame({"bin": _bin_labels(query)}, schema={"bin": pl.String}))
+        parts.append(pl.DataFrame({"bin": bin_labels(query.bins)}, schema={"bin": pl.String}))
     if not parts:
         return None
     keys = parts[0]
@@ -208,60 +209,28 @@ def _aggregations(query: Query) -> list[pl.Expr]:
 
 
 def group_columns(query: Query) -> list[str]:
-    return [*query.group_by, *(["bin"] if query.metric == "histogram" else [])]
-
-
-def bounding_steps(query: Query) -> list[tuple[str, pl.Expr]]:
-    """The public row filters and contribution bounds, as (LazyFrame method, expression) steps.
-
-    The OpenDP plan applies exactly these steps; `bounded_rows` applies them without noise so
-    tests can compare releases with the exact bounded values.
-    """
-    steps: list[tuple[str, pl.Expr]] = [
-        ("filter", (pl.col("ts_ns") >= query.start_ns) & (pl.col("ts_ns") < query.end_ns))
-    ]
-    by = group_columns(query)
-    if query.metric == "histogram":
-        lo, hi = query.bounds.value_min, query.bounds.value_max
-        steps.append(
-            (
-                "with_columns",
-                pl.col("value")
-                .clip(lo, hi)
-                .cut(list(query.bins[1:-1]), labels=_bin_labels(query), left_closed=True)
-                .cast(pl.String)
-                .alias("bin"),
-            )
-        )
-    # Snapshot rows are in random order, so the first rows_per_cell rows of a unit in a cell are
-    # a uniformly random sample (no time-of-day bias) without a per-query shuffle.
-    steps.append(("filter", pl.int_range(pl.len()).over("unit", *by) < query.bounds.rows_per_cell))
-    if by:
-        # OpenDP accounts `rank < k` as k groups while it keeps k - 1: keep cells_per_unit
-        # cells (lowest keys first) and let OpenDP calibrate, conservatively, for one more.
-        steps.append(("filter", pl.struct(*by).rank("dense").over("unit") < query.bounds.cells_per_unit + 1))
-    return steps
+    return list(cell_columns(query))
 
 
 def bounded_rows(frame: pl.LazyFrame, query: Query) -> pl.LazyFrame:
     """The rows a query aggregates after its contribution bounds (exact, no noise; for audits/tests)."""
-    for method, expr in bounding_steps(query):
-        frame = frame.filter(expr) if method == "filter" else frame.with_columns(expr)
-    return frame
+    return bound_contributions(frame, bounding_key(query)).scan()
 
 
-def _plan(context: dp.Context, query: Query, keys: pl.DataFrame | None) -> Any:
-    plan = context.query()
-    for method, expr in bounding_steps(query):
-        plan = plan.filter(expr) if method == "filter" else plan.with_columns(expr)
+def _plan(columns: tuple[str, ...], query: Query, keys: pl.DataFrame | None) -> pl.LazyFrame:
+    """The query plan over an empty frame of the bounded frame's schema; OpenDP binds the data.
+
+    Public keys are joined the way OpenDP's ``with_keys`` does (a left join from the key set).
+    """
+    schema = {c: _POLARS_TYPES[c] for c in columns}
+    plan = pl.LazyFrame(schema=schema)
     by = group_columns(query)
-    if by:
-        plan = plan.group_by(*by).agg(*_aggregations(query))
-        if keys is not None:
-            plan = plan.with_keys(keys)
-    else:
-        plan = plan.select(*_aggregations(query))
-    return plan
+    if not by:
+        return plan.select(*_aggregations(query))
+    grouped = plan.group_by(*by).agg(*_aggregations(query))
+    if keys is None:
+        return grouped
+    return keys.lazy().join(grouped, how="left", on=by, nulls_equal=True)
 
 
 def _shape_key(query: Query, n_districts: int) -> tuple[Any, ...]:
@@ -304,44 +273,45 @@ def _loss(measured: Any) -> tuple[float, float]:
     return float(measured), 0.0
 
 
-def _fits(m: Any, query: Query) -> bool:
-    rho, delta = _loss(m.map(1))
-    return rho <= query.rho and delta <= query.delta
+def _fits(loss: tuple[float, float], query: Query) -> bool:
+    return loss[0] <= query.rho and loss[1] <= query.delta
 
 
 def _calibrate(
-    make: Callable[[float, int | None], Any], query: Query, key: tuple[Any, ...]
-) -> tuple[Any, float, int | None]:
+    make: Callable[[float, int | None], Any], query: Query, key: tuple[Any, ...], d_in: Any
+) -> tuple[Any, int | None, tuple[float, float]]:
+    """The measurement at the largest privacy loss within the query's, its threshold and loss."""
     cached = _SCALES.get(key)
     if cached is not None:
         m = make(*cached)
-        rho, _ = _loss(m.map(1))
-        if _fits(m, query) and rho >= query.rho * (1 - 1e-6):
-            return m, cached[0], cached[1]
+        loss = _loss(m.map(d_in))
+        if _fits(loss, query) and loss[0] >= query.rho * (1 - 1e-6):
+            return m, cached[1], loss
     released = query.keys == "released"
     probe_threshold = 2**32 - 1 if released else None
-    rho_unit, _ = _loss(make(1.0, probe_threshold).map(1))
+    rho_unit, _ = _loss(make(1.0, probe_threshold).map(d_in))
     if not rho_unit > 0.0 or not math.isfinite(rho_unit):
         raise InvalidQuery("OpenDP reports no finite privacy loss for this query")
     scale = math.sqrt(rho_unit / query.rho)
     for attempt in range(16):
-        if _loss(make(scale, probe_threshold).map(1))[0] <= query.rho:
+        if _loss(make(scale, probe_threshold).map(d_in))[0] <= query.rho:
             break
         scale *= 1.0 + 1e-12 * 4**attempt
     else:
         scale = float(
-            dp.binary_search(lambda s: _loss(make(s, probe_threshold).map(1))[0] <= query.rho, T=float)
+            dp.binary_search(lambda s: _loss(make(s, probe_threshold).map(d_in))[0] <= query.rho, T=float)
         )
     threshold: int | None = None
     if released:
         threshold = int(
-            dp.binary_search(lambda t: _loss(make(scale, int(t)).map(1))[1] <= query.delta, T=int)
+            dp.binary_search(lambda t: _loss(make(scale, int(t)).map(d_in))[1] <= query.delta, T=int)
         )
     m = make(scale, threshold)
-    if not _fits(m, query):
+    loss = _loss(m.map(d_in))
+    if not _fits(loss, query):
         raise InvalidQuery("could not calibrate noise to the requested privacy loss")
     _SCALES.put(key, (scale, threshold))
-    return m, scale, threshold
+    return m, threshold, loss
 
 
 def _summary(m: Any) -> dict[str, tuple[float | None, str | None, float | None]]:
@@ -357,8 +327,17 @@ def _summary(m: Any) -> dict[str, tuple[float | None, str | None, float | None]]
     return out
 
 
-def measure(frame: pl.LazyFrame, query: Query, districts: Sequence[str]) -> Measured:
-    """Release `query` over one stream's snapshot frame with OpenDP; returns only aggregates."""
+def measure(data: BoundedFrame | pl.LazyFrame, query: Query, districts: Sequence[str]) -> Measured:
+    """Release `query` with OpenDP; returns only aggregates.
+
+    `data` is the query's bounded frame (`analytics.bounding.bounded_snapshot`) or a stream's
+    snapshot rows, which are bounded here first.
+    """
+    bounds_key = bounding_key(query)
+    if isinstance(data, pl.LazyFrame):
+        data = bound_contributions(data, bounds_key)
+    elif not isinstance(data, BoundedFrame) or data.key != bounds_key:
+        raise InvalidQuery("the bounded frame was made for other contribution bounds")
     if count_cells(query, len(districts)) > 100_000:
         raise InvalidQuery("the query has more than 100000 cells")
     if len(districts) > MAX_DISTRICTS:
@@ -368,27 +347,24 @@ def measure(frame: pl.LazyFrame, query: Query, districts: Sequence[str]) -> Meas
         if query.keys == "released"
         else dp.loss_of(rho=query.rho)
     )
-    context = _context(frame, loss)
     keys = public_keys(query, districts)
-    plan = _plan(context, query, keys)
-    input_metric, d_in = _privacy_unit()
-    if d_in != 1:
-        raise InvalidQuery("privacy unit distance must be one unit")
+    plan = _plan(bounds_key.columns, query, keys)
+    input_metric, d_in = _privacy_unit(bounds_key)
 
     def make(scale: float, threshold: int | None) -> Any:
         return dp.m.make_private_lazyframe(
-            input_domain=_frame_domain(),
+            input_domain=_frame_domain(bounds_key.columns),
             input_metric=input_metric,
             output_measure=loss[0],
-            lazyframe=plan.polars_plan,
+            lazyframe=plan,
             global_scale=scale,
             threshold=threshold,
         )
 
-    m, _scale, threshold = _calibrate(make, query, _shape_key(query, len(districts)))
-    rho, delta = _loss(m.map(1))
+    m, threshold, (rho, delta) = _calibrate(make, query, _shape_key(query, len(districts)), d_in)
     summary = _summary(m)
-    released = context(m).collect()
+    # One measurement, invoked once, whose privacy map was checked against the query's loss.
+    released = m(data.scan()).collect()
     columns = tuple(group_columns(query))
     stats = _statistics(query)
     cells: list[tuple[dict[str, Any], list[Estimate]]] = []

@@ -24,6 +24,7 @@ from analytics.accountant import (
     lock,
     period_label,
 )
+from analytics.bounding import bounded_snapshot
 from analytics.data import Snapshot, snapshot_of
 from analytics.errors import InvalidQuery
 from analytics.measurements import CONVERSION_DELTA, epsilon_of_rho, measure
@@ -37,6 +38,7 @@ from analytics.releases import (
     new_release_id,
     store_release,
 )
+from analytics.snapshots import MarkedSource, SnapshotCache
 from analytics.sources import ReadingSource
 from identity.sql import Clock, system_clock_ns
 
@@ -62,8 +64,13 @@ class Analytics:
     dataset: str = "readings"
     clock: Clock = system_clock_ns
     limits: Limits = LIMITS
+    # How long a loaded snapshot may serve later queries (only sources with a change marker).
+    snapshot_ttl_s: float = 60.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.snapshot_ttl_s <= 86_400.0:
+            raise ValueError("snapshot_ttl_s must be in [0, 86400]")
+        self._snapshots = SnapshotCache(int(self.snapshot_ttl_s * 1e9))
         if not self.districts or len(set(self.districts)) != len(self.districts):
             raise ValueError("districts must be a non-empty list of distinct names")
         if not 1 <= len(self.dataset) <= 64:
@@ -94,11 +101,9 @@ class Analytics:
             check(conn, self.policy, self.dataset, analyst, cost)
         owned = snapshot is None
         if snapshot is None:
-            snapshot = snapshot_of(
-                self.source.load(streams=[query.stream], start_ns=query.start_ns, end_ns=query.end_ns)
-            )
+            snapshot, owned = self._snapshot([query.stream], query.start_ns, query.end_ns)
         try:
-            measured = measure(snapshot.scan(query.stream), query, self.districts)
+            measured = measure(bounded_snapshot(snapshot, query), query, self.districts)
         finally:
             if owned:
                 snapshot.close()
@@ -153,8 +158,29 @@ class Analytics:
         if not pending:
             return [self.submit(q, analyst) for q in queries]
         streams = sorted({q.stream for q in pending})
-        with snapshot_of(self.source.load(streams=streams, start_ns=start_ns, end_ns=end_ns)) as snap:
+        snap, owned = self._snapshot(streams, start_ns, end_ns)
+        try:
             return [self.submit(q, analyst, snapshot=snap) for q in queries]
+        finally:
+            if owned:
+                snap.close()
+
+    def _snapshot(self, streams: Sequence[str], start_ns: int, end_ns: int) -> tuple[Snapshot, bool]:
+        """A snapshot of the streams in the range: a kept one if still valid (not owned), else new.
+
+        Returns (snapshot, owned); the caller closes an owned snapshot.
+        """
+        marker = self.source.marker(start_ns, end_ns) if isinstance(self.source, MarkedSource) else None
+        if marker is not None:
+            now_ns = self.clock()
+            kept = self._snapshots.get(streams, start_ns, end_ns, marker, now_ns)
+            if kept is not None:
+                return kept, False
+        snap = snapshot_of(self.source.load(streams=streams, start_ns=start_ns, end_ns=end_ns))
+        if marker is None:
+            return snap, True
+        self._snapshots.put(snap, streams, start_ns, end_ns, marker, now_ns)
+        return snap, False
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -16,6 +16,7 @@ __all__ = [
     "FrameSource",
     "ReadingSource",
     "SelectSource",
+    "consent_change_marker",
     "consent_rewards_select",
 ]
 
@@ -23,6 +24,7 @@ REWARDS_STREAM: Final = "rewards.paid"
 MINUTE_NS: Final = 60_000_000_000
 
 SelectFactory = Callable[[int, int], sa.Select[Any]]
+ChangeMarker = Callable[[sa.Connection, int, int], Hashable]
 
 
 class ReadingSource(Protocol):
@@ -36,11 +38,20 @@ class SelectSource:
     """Readings from SQL: each factory maps (start_ns, end_ns) to a Select with the reading columns.
 
     For the service: ``lambda s, e: consent.analytics_readings_select(recipient=..., purpose=...,
-    start_ns=s, end_ns=e)``, optionally plus ``consent_rewards_select``.
+    start_ns=s, end_ns=e)``, optionally plus ``consent_rewards_select``. With a
+    ``change_marker`` (e.g. ``consent_change_marker``) the service may keep a loaded snapshot
+    for later queries while the marker is unchanged; without one every query loads afresh.
     """
 
     engine: sa.Engine
     factories: Sequence[SelectFactory] = field(default_factory=list)
+    change_marker: ChangeMarker | None = None
+
+    def marker(self, start_ns: int, end_ns: int) -> Hashable | None:
+        if self.change_marker is None:
+            return None
+        with self.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+            return self.change_marker(conn, start_ns, end_ns)
 
     def load(self, *, streams: Sequence[str] | None, start_ns: int, end_ns: int) -> pl.DataFrame:
         frames = [
@@ -61,11 +72,50 @@ class FrameSource:
 
     frame: pl.DataFrame
 
+    def marker(self, start_ns: int, end_ns: int) -> Hashable | None:
+        """The frame itself (by identity): replacing the frame changes the marker."""
+        return _Identity(self.frame)
+
     def load(self, *, streams: Sequence[str] | None, start_ns: int, end_ns: int) -> pl.DataFrame:
         predicate = (pl.col("ts_ns") >= start_ns) & (pl.col("ts_ns") < end_ns)
         if streams is not None:
             predicate = predicate & pl.col("stream").is_in(sorted(set(streams)))
         return self.frame.filter(predicate).select(list(READING_SCHEMA))
+
+
+class _Identity:
+    """Equal only to a marker of the very same object (which it keeps alive, so ids never recur)."""
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+
+def consent_change_marker(conn: sa.Connection, start_ns: int, end_ns: int) -> Hashable:
+    """Changes with every consent event, every stored reading and every reward paid.
+
+    Three index lookups: the last consent event, the last reading, the number of paid reward
+    rows. Clock-driven changes (consent expiry, retention) do not move it; the service's
+    snapshot TTL bounds how long those take to reach new releases.
+    """
+    from consent import tables as ct
+
+    row = conn.execute(
+        sa.select(
+            sa.select(sa.func.max(ct.events.c.event_seq)).scalar_subquery(),
+            sa.select(sa.func.max(ct.readings.c.id)).scalar_subquery(),
+            sa.select(sa.func.count())
+            .select_from(ct.batch_counts)
+            .where(ct.batch_counts.c.reward_state == "paid")
+            .scalar_subquery(),
+        )
+    ).one()
+    return ("consent", row[0], row[1], row[2])
 
 
 def consent_rewards_select(start_ns: int, end_ns: int) -> sa.Select[Any]:
