@@ -32,6 +32,7 @@ __all__ = [
     "BoundingKey",
     "bin_labels",
     "bound_contributions",
+    "bound_rows",
     "bounded_snapshot",
     "bounding_key",
     "cell_columns",
@@ -166,15 +167,13 @@ def _kept(units: np.ndarray, cells: np.ndarray, rows_per_cell: int, cells_per_un
     return np.sort(order[keep])
 
 
-def bound_contributions(
-    frame: pl.LazyFrame, key: BoundingKey, *, directory: Path | None = None, shuffle: bool = True
-) -> BoundedFrame:
-    """Enforce `key`'s contribution bounds on snapshot rows (FRAME_SCHEMA columns).
+def bound_rows(frame: pl.LazyFrame, key: BoundingKey, *, shuffle: bool = True) -> pl.DataFrame:
+    """The rows of `frame` (snapshot columns) kept under `key`'s bounds, with their unit column.
 
     Rows outside the key's time range are dropped first, so they never use up a unit's quota.
-    The rows kept in a (unit, cell) are the first ones in a uniformly random order: `shuffle`
-    permutes the rows first; a snapshot's rows are already in random order within a unit, so
-    `bounded_snapshot` skips it. Written to an Arrow IPC file in `directory` when given.
+    Per unit the lowest `cells_per_unit` cells are kept, and in each of them the first
+    `rows_per_cell` rows in a uniformly random order: `shuffle` permutes the rows first; a
+    snapshot's rows are already in random order within a unit, so `bounded_snapshot` skips it.
     """
     rows = frame.filter((pl.col("ts_ns") >= key.start_ns) & (pl.col("ts_ns") < key.end_ns))
     if key.bins:
@@ -185,12 +184,20 @@ def bound_contributions(
             .cast(pl.String)
             .alias("bin")
         )
-    data = rows.select("unit", *key.columns).collect()
+    data = rows.select("unit", "ts_ns", *key.columns).collect()
     if shuffle and data.height > 1:
         data = data[np.random.default_rng().permutation(data.height)]
     units = data.get_column("unit").to_numpy()
     kept = _kept(units, _cell_codes(data, key), key.rows_per_cell, key.cells_per_unit)
-    bounded = data.select(key.columns)[kept]
+    return data[kept]
+
+
+def bound_contributions(
+    frame: pl.LazyFrame, key: BoundingKey, *, directory: Path | None = None, shuffle: bool = True
+) -> BoundedFrame:
+    """`bound_rows` without the unit column, as a BoundedFrame (an Arrow IPC file in `directory`
+    when given, which OpenDP plans scan without copying)."""
+    bounded = bound_rows(frame, key, shuffle=shuffle).select(key.columns)
     if directory is None:
         return BoundedFrame(key=key, rows=bounded.height, _frame=bounded)
     path = directory / f"bounded-{uuid.uuid4().hex}.arrow"
