@@ -93,9 +93,9 @@ CONSENT_OFFERS: Final = (
     ConsentOffer(
         "statistics",
         "statistics",
-        ("cvx:HouseholdEnergyUse", "cvx:HomeAirQuality", "pd:VehicleUsage"),
+        ("cvx:HouseholdEnergyUse", "cvx:HomeAirQuality", "pd:VehicleUsage", "pd:Location"),
         ("dpv:ProvideOfficialStatistics",),
-        0.5,
+        0.6,
         "home",
     ),
 )
