@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import opendp.prelude as dp
 import polars as pl
+import pyarrow  # type: ignore[import-untyped]  # noqa: F401  (OpenDP converts released frames with it: import once, up front)
 from opendp.accuracy import summarize_polars_measurement
 from opendp.extras.polars import Margin, dp_len
 

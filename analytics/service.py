@@ -8,7 +8,8 @@ measured result that is not stored is never shown to anyone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,6 +162,16 @@ class Analytics:
         snap, owned = self._snapshot(streams, start_ns, end_ns)
         try:
             return [self.submit(q, analyst, snapshot=snap) for q in queries]
+        finally:
+            if owned:
+                snap.close()
+
+    @contextlib.contextmanager
+    def snapshot(self, streams: Sequence[str], start_ns: int, end_ns: int) -> Iterator[Snapshot]:
+        """The snapshot queries over these streams and range use (kept or new; for audits and benchmarks)."""
+        snap, owned = self._snapshot(streams, start_ns, end_ns)
+        try:
+            yield snap
         finally:
             if owned:
                 snap.close()
