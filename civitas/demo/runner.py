@@ -162,7 +162,6 @@ def run_demo(
     *,
     phases: Iterable[Phase] | None = None,
     console: Console | None = None,
-    on_ready: Callable[[DemoContext], None] | None = None,
 ) -> Summary:
     """Run the simulated day against a freshly started service and return its figures.
 
@@ -201,12 +200,10 @@ def run_demo(
         )
         with httpx.Client(base_url=base_url, timeout=120.0, limits=httpx.Limits(max_connections=32)) as http:
             ctx = DemoContext(options, city, clock, server, http, _operations(http), progress)
-            if on_ready is not None:
-                on_ready(ctx)
             with progress:
                 _run_phases(ctx, list(phases if phases is not None else PHASES), summary, console)
         summary.duration_s = time.monotonic() - started
-        keep_serving = options.serve and summary.ok
+        keep_serving = summary.serving = options.serve and summary.ok
     finally:
         if not keep_serving:
             server.stop()
@@ -252,3 +249,5 @@ def _run_phases(ctx: DemoContext, phases: list[Phase], summary: Summary, console
             return
         figures.duration_s = time.monotonic() - started
         done.add(phase.name)
+        if ctx.progress is None or ctx.progress.disable:
+            console.print(f"{phase.title}: done in {figures.duration_s:.1f} s")

@@ -158,6 +158,7 @@ class DemoServer:
                 *(["--durable"] if self.durable else []),
             ],
             pass_fds=(fd,),
+            stdout=2,  # anything the service prints goes to stderr: stdout may carry the JSON summary
         )
         self.children.append(child)
 

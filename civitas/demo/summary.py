@@ -80,6 +80,7 @@ class Summary:
     duration_s: float = 0.0
     ok: bool = True
     error: str | None = None
+    serving: bool = False  # the service keeps running after the summary (--serve)
 
     @property
     def dashboard_url(self) -> str:
@@ -159,7 +160,12 @@ class Summary:
         console.print(f"demo {verdict} in {self.duration_s:.1f} s; data in {self.data_dir}")
         for s in self.skipped:
             console.print(f"[yellow]skipped[/] {s['phase']}: {s['reason']}")
-        console.print(f"dashboard: {self.dashboard_url}")
+        if self.serving:
+            console.print(f"dashboard: {self.dashboard_url}")
+        else:
+            console.print(
+                f"the service has stopped; `civitas demo --serve` keeps the dashboard ({self.dashboard_url}) up"
+            )
 
 
 def _format(key: str, value: Figure) -> str:
