@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     # Production keys may come from the environment instead of the data dir.
     signing_key: SecretStr | None = Field(default=None, description="base64url Ed25519 seed")
     log_level: str = "info"
+    # Rewards: accepted personal readings earn `rate` micro-units per reading of their category,
+    # paid from the city's incentive ledger account. No account id: rewards are off.
+    reward_incentive_account_id: int | None = Field(default=None, ge=1, lt=1 << 128)
+    reward_rates_micros: dict[str, int] = Field(
+        default_factory=dict, description='JSON, e.g. {"pd:Location": 200}'
+    )
     # Analytics: who the analytics pipeline is as a consent recipient, and the daily privacy budgets
     # (zCDP rho). Districts default to the consent minimiser's grid.
     analytics_recipient: str = "civitas-analytics"

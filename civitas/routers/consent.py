@@ -56,7 +56,15 @@ def setup(app: FastAPI) -> None:
     app.state.consent_gateway = None
     app.state.consent_gateway_lock = threading.Lock()
     if not hasattr(app.state, "consent_rewards"):
-        app.state.consent_rewards = None  # RewardConfig; set together with app.state.ledger
+        settings = app.state.settings
+        app.state.consent_rewards = (
+            consent.RewardConfig(
+                incentive_account_id=settings.reward_incentive_account_id,
+                rates_micros=dict(settings.reward_rates_micros),
+            )
+            if settings.reward_incentive_account_id is not None
+            else None
+        )
 
 
 def _gateway(request: Request) -> consent.Gateway:
