@@ -1,4 +1,4 @@
-# Two entry points: `make run` (the service / city demo on embedded SQLite) and `make test`.
+# Two entry points: `make run` (the city demo on embedded SQLite, then serving it) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/civitas serve
+	$(BIN)/civitas demo --serve
 
 serve: $(STAMP)
 	$(BIN)/civitas serve
