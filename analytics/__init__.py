@@ -7,7 +7,13 @@ from analytics.measurements import epsilon_of_rho
 from analytics.queries import Bounds, Query, parse_query
 from analytics.releases import Release, release_csv
 from analytics.service import Analytics, Outcome
-from analytics.sources import FrameSource, ReadingSource, SelectSource, consent_rewards_select
+from analytics.sources import (
+    FrameSource,
+    ReadingSource,
+    SelectSource,
+    consent_change_marker,
+    consent_rewards_select,
+)
 from analytics.tables import create_schema
 
 __all__ = [
@@ -28,6 +34,7 @@ __all__ = [
     "ReleaseNotFound",
     "SelectSource",
     "Snapshot",
+    "consent_change_marker",
     "consent_rewards_select",
     "create_schema",
     "epsilon_of_rho",

@@ -8,9 +8,11 @@ from typing import Any
 import opendp.prelude as dp
 import polars as pl
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analytics import Analytics, BudgetPolicy, FrameSource, create_schema
 from analytics.bounding import (
     BoundedFrame,
     bound_rows,
@@ -321,3 +323,47 @@ def test_declared_bounds_cost_what_opendps_own_truncation_costs(
             assert ours[1] == pytest.approx(theirs[1], rel=1e-9)
         else:
             assert ours == pytest.approx(theirs, rel=1e-9) and ours >= theirs * (1 - 1e-12)
+
+
+def test_a_heavy_citizen_moves_a_released_count_by_its_bound_only(
+    engine: sa.Engine, city_day: pl.DataFrame
+) -> None:
+    """Through the service (kept snapshot, bounded rows, declared bounds): 3000 extra readings of
+    one citizen in one cell move the released count by rows_per_cell, plus noise."""
+    create_schema(engine)
+    heavy = pl.DataFrame(
+        {
+            "unit": ["heavy-citizen"] * 3000,
+            "stream": ["vehicle.location"] * 3000,
+            "district": ["centre"] * 3000,
+            "ts_ns": [DAY0 + 5 * HOUR_NS] * 3000,
+            "value": [1.0] * 3000,
+        }
+    )
+    raw = {
+        "metric": "count",
+        "stream": "vehicle.location",
+        "group_by": ["district"],
+        "start_ns": DAY0,
+        "end_ns": DAY0 + DAY_NS,
+        "bounds": {"rows_per_cell": 2, "cells_per_unit": 1},
+        "privacy": {"rho": 1.0},
+    }
+    policy = BudgetPolicy(dataset_rho=2.0, analyst_rho=2.0)
+    released: dict[str, float] = {}
+    for name, frame in (("base", city_day), ("heavy", pl.concat([city_day, heavy]))):
+        service = Analytics(engine, FrameSource(frame), DISTRICTS, policy, dataset=name)
+        body = service.submit(raw, "a1").release.body
+        (cell,) = [c for c in body["cells"] if c["district"] == "centre"]
+        released[name] = float(cell["estimates"][0]["value"])
+        accuracy = float(cell["estimates"][0]["accuracy_95"])
+    with snapshot_of(city_day) as snap:
+        exact = (
+            bound_rows(snap.scan("vehicle.location"), bounding_key(parse_query(raw)))
+            .filter(pl.col("district") == "centre")
+            .height
+        )
+    # accuracy_95 is ~1.96 sd: 3x is ~6 sd, 5x for a difference of two releases ~7 sd.
+    assert abs(released["heavy"] - (exact + 2)) <= 3 * accuracy
+    assert abs(released["heavy"] - released["base"]) <= 2 + 5 * accuracy
+    assert released["heavy"] < exact + 100  # nowhere near the 3000 raw readings
