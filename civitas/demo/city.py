@@ -161,10 +161,10 @@ class DeviceSpec:
                 t = trip.enter_ns
                 while t < trip.exit_ns:
                     plat = min(
-                        max(lat + rng.uniform(-0.05, 0.05), DEFAULT_GRID.lat_min), DEFAULT_GRID.lat_max - 1e-6
+                        max(lat + rng.uniform(-0.05, 0.05), DEFAULT_GRID.lat_min), DEFAULT_GRID.lat_max - 1e-4
                     )
                     plon = min(
-                        max(lon + rng.uniform(-0.1, 0.1), DEFAULT_GRID.lon_min), DEFAULT_GRID.lon_max - 1e-6
+                        max(lon + rng.uniform(-0.1, 0.1), DEFAULT_GRID.lon_min), DEFAULT_GRID.lon_max - 1e-4
                     )
                     out.append(SimReading("vehicle.location", t, 0.0, round(plat, 5), round(plon, 5)))
                     out.append(
