@@ -236,8 +236,8 @@ def parse_query(raw: Mapping[str, Any], limits: Limits = LIMITS) -> Query:
         raise _fail(f"value bounds exceed {limits.max_abs_value:g} in magnitude")
     if not needs_values:
         value_min = value_max = 0.0
-    if not group_by:
-        cells_per_unit = 1
+    if not group_by and metric != "histogram":
+        cells_per_unit = 1  # one cell; a histogram's bins are its cells even when ungrouped
 
     privacy = raw.get("privacy")
     if not isinstance(privacy, Mapping) or set(privacy) - {"rho", "delta"}:

@@ -102,5 +102,14 @@ def test_quantile_and_histogram_defaults() -> None:
         )
     )
     assert h.bins == (0.0, 10.0, 50.0, 100.0)
+    assert h.bounds.cells_per_unit == 4  # bins are cells: a unit may reach several of them
+    ungrouped = {"rows_per_cell": 2, "cells_per_unit": 4, "value_max": 100}
+    assert parse_query(_bad(group_by=[], bounds=ungrouped)).bounds.cells_per_unit == 1  # one cell
+    assert (
+        parse_query(
+            _bad(metric="histogram", group_by=[], bins=[0, 10, 100], bounds=ungrouped)
+        ).bounds.cells_per_unit
+        == 4
+    )
     with pytest.raises(InvalidQuery):
         parse_query(_bad(metric="histogram", bins=[1, 10], bounds={"rows_per_cell": 2, "value_max": 10.0}))
