@@ -37,6 +37,19 @@ DEMO_SECRET_TIME_COST = 1
 DEMO_SECRET_MEMORY_KIB = 1024
 
 
+# The city's own ledger accounts (the operator opens them over HTTP in the `ledger` phase).
+TREASURY_ACCOUNT_ID = 1_000
+INCENTIVE_ACCOUNT_ID = 1_001
+TOLL_ACCOUNT_ID = 1_002
+# Micro-rewards per accepted reading of each personal-data category (micro-units).
+REWARD_RATES_MICROS = {
+    "cvx:HouseholdEnergyUse": 500,
+    "cvx:HomeAirQuality": 800,
+    "pd:VehicleUsage": 300,
+    "pd:Location": 200,
+}
+
+
 def use_demo_secret_hashing() -> None:
     """Hash the demo's client secrets with argon2id at a low cost (like the wallet's `test` KDF
     profile). Verification stays argon2id, reading the cost from each stored hash."""
@@ -56,30 +69,9 @@ def demo_settings(data_dir: Path, public_url: str) -> Settings:
         database_url=f"sqlite:///{(data_dir / 'civitas.db').resolve()}",
         public_url=public_url,
         log_level="warning",
+        reward_incentive_account_id=INCENTIVE_ACCOUNT_ID,
+        reward_rates_micros=dict(REWARD_RATES_MICROS),
     )
-
-
-# The city's own ledger accounts (the operator opens them over HTTP in the `ledger` phase).
-TREASURY_ACCOUNT_ID = 1_000
-INCENTIVE_ACCOUNT_ID = 1_001
-TOLL_ACCOUNT_ID = 1_002
-# Micro-rewards per accepted reading of each personal-data category (micro-units).
-REWARD_RATES_MICROS = {
-    "cvx:HouseholdEnergyUse": 500,
-    "cvx:HomeAirQuality": 800,
-    "pd:VehicleUsage": 300,
-    "pd:Location": 200,
-}
-
-
-def configure_rewards(app: Any) -> None:
-    """The operator's reward policy: accepted personal readings are paid from the incentive account."""
-    from consent import RewardConfig
-
-    if getattr(app.state, "ledger", None) is not None:
-        app.state.consent_rewards = RewardConfig(
-            incentive_account_id=INCENTIVE_ACCOUNT_ID, rates_micros=dict(REWARD_RATES_MICROS)
-        )
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -238,7 +230,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # on power loss; the demo city is recreated on every run. `--durable` keeps FULL.
     engine = open_engine(settings.resolved_database_url, synchronous_full=args.durable)
     app = create_app(settings, engine=engine, clock=clock)
-    configure_rewards(app)
     sock = socket.socket(fileno=args.fd)
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30)
