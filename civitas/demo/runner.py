@@ -225,11 +225,15 @@ def run_demo(
 
 def _run_phases(ctx: DemoContext, phases: list[Phase], summary: Summary, console: Console) -> None:
     done: set[str] = set()
+    failed: str | None = None
     for phase in phases:
         figures = PhaseFigures(phase.name, phase.title)
         summary.phases.append(figures)
         missing_api = [op for op in phase.requires if op not in ctx.operations]
         missing_phase = [p for p in phase.after if p not in done]
+        if failed is not None:
+            figures.skipped = f"not run: {failed} failed"
+            continue
         if missing_api:
             figures.skipped = f"{phase.area} API not available"
         elif missing_phase:
@@ -242,11 +246,13 @@ def _run_phases(ctx: DemoContext, phases: list[Phase], summary: Summary, console
             phase.run(ctx, figures)
         except Exception as exc:
             figures.duration_s = time.monotonic() - started
+            figures.failed = f"{type(exc).__name__}: {exc}"
             summary.ok = False
-            summary.error = f"{phase.title}: {type(exc).__name__}: {exc}"
-            console.print(f"[red]failed[/] {phase.title}: {type(exc).__name__}: {exc}")
+            summary.error = f"{phase.title}: {figures.failed}"
+            failed = phase.name
+            console.print(f"[red]failed[/] {phase.title}: {figures.failed}")
             console.print_exception(max_frames=8)
-            return
+            continue
         figures.duration_s = time.monotonic() - started
         done.add(phase.name)
         if ctx.progress is None or ctx.progress.disable:

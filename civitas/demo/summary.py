@@ -58,6 +58,7 @@ class PhaseFigures:
     figures: dict[str, Figure] = field(default_factory=dict)
     duration_s: float = 0.0
     skipped: str | None = None
+    failed: str | None = None
 
     def add(self, key: str, amount: int = 1) -> None:
         current = self.figures.get(key, 0)
@@ -90,8 +91,11 @@ class Summary:
         return next((p for p in self.phases if p.name == name), None)
 
     def figure(self, phase: str, key: str) -> Figure | None:
+        """A figure of a phase that completed (None if it was skipped, failed or lacks it)."""
         p = self.phase(phase)
-        return None if p is None else p.figures.get(key)
+        if p is None or p.skipped is not None or p.failed is not None:
+            return None
+        return p.figures.get(key)
 
     def totals(self) -> dict[str, Figure]:
         out: dict[str, Figure] = {}
@@ -126,7 +130,11 @@ class Summary:
             "duration_s": round(self.duration_s, 3),
             "totals": self.totals(),
             "phases": {
-                p.name: {**p.figures, "duration_s": round(p.duration_s, 3)}
+                p.name: {
+                    **p.figures,
+                    "duration_s": round(p.duration_s, 3),
+                    **({"failed": p.failed} if p.failed is not None else {}),
+                }
                 for p in self.phases
                 if p.skipped is None
             },
@@ -149,6 +157,9 @@ class Summary:
         for p in self.phases:
             if p.skipped is not None:
                 phases.add_row(p.title, f"[yellow]skipped: {p.skipped}[/]", "")
+                continue
+            if p.failed is not None:
+                phases.add_row(p.title, f"[red]failed: {p.failed}[/]", f"{p.duration_s:.1f} s")
                 continue
             text = ", ".join(
                 f"{k.replace('_micros', '').replace('_', ' ')} {_format(k, v)}" for k, v in p.figures.items()
