@@ -27,6 +27,7 @@ from analytics import (
     InvalidQuery,
     ReleaseNotFound,
     SelectSource,
+    consent_change_marker,
     consent_rewards_select,
     release_csv,
 )
@@ -70,7 +71,7 @@ def build_analytics(app: FastAPI) -> Analytics:
     engine = app.state.engine
     return Analytics(
         engine,
-        SelectSource(engine, [readings, consent_rewards_select]),
+        SelectSource(engine, [readings, consent_rewards_select], change_marker=consent_change_marker),
         districts,
         policy,
         clock=app.state.clock,
