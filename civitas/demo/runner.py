@@ -133,16 +133,42 @@ def default_data_dir(seed: int) -> Path:
     return Settings().data_dir / f"demo-{seed}"
 
 
+def _owner_alive(marker: Path) -> int | None:
+    """The pid of a still-running demo that wrote `marker`, if any."""
+    import os
+
+    for line in marker.read_text().splitlines():
+        if line.startswith("pid "):
+            try:
+                pid = int(line[4:])
+                if pid != os.getpid():
+                    os.kill(pid, 0)
+                    return pid
+            except (ValueError, ProcessLookupError):
+                return None
+            except PermissionError:
+                return pid
+    return None
+
+
 def prepare_data_dir(path: Path) -> None:
-    """Recreate the demo's data dir; refuse to delete a directory the demo did not create."""
+    """Recreate the demo's data dir; refuse to delete a directory the demo did not create, or one
+    a demo that is still running (e.g. with --serve) uses."""
+    import os
+
+    marker = path / MARKER
     if path.exists():
         if not path.is_dir():
             raise DemoError(f"{path} exists and is not a directory")
-        if any(path.iterdir()) and not (path / MARKER).exists():
+        if any(path.iterdir()) and not marker.exists():
             raise DemoError(f"{path} is not empty and was not created by the demo; choose another --data-dir")
+        if marker.exists() and (pid := _owner_alive(marker)) is not None:
+            raise DemoError(
+                f"a demo (pid {pid}) is still using {path}; stop it or choose another --seed or --data-dir"
+            )
         shutil.rmtree(path)
     path.mkdir(parents=True)
-    (path / MARKER).write_text("created by `civitas demo`; deleted and recreated by each run\n")
+    marker.write_text(f"created by `civitas demo`; deleted and recreated by each run\npid {os.getpid()}\n")
 
 
 def _operations(http: httpx.Client) -> frozenset[str]:

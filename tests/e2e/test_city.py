@@ -91,3 +91,22 @@ def test_data_dir_is_recreated_but_foreign_dirs_are_refused(tmp_path: Path) -> N
     with pytest.raises(DemoError):
         prepare_data_dir(foreign)
     assert (foreign / "precious.txt").read_text() == "keep"
+
+
+def test_data_dir_of_a_running_demo_is_left_alone(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    target = tmp_path / "busy"
+    target.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (target / MARKER).write_text(f"created by `civitas demo`\npid {other.pid}\n")
+        with pytest.raises(DemoError, match="still using"):
+            prepare_data_dir(target)
+        assert (target / MARKER).exists()
+    finally:
+        other.kill()
+        other.wait()
+    prepare_data_dir(target)  # its owner is gone: recreated
+    assert (target / MARKER).exists()
