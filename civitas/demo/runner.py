@@ -224,7 +224,10 @@ def run_demo(
             console=console,
             disable=not console.is_terminal,
         )
-        with httpx.Client(base_url=base_url, timeout=120.0, limits=httpx.Limits(max_connections=32)) as http:
+        from civitas.demo.state import MetadataCache
+
+        transport = MetadataCache(httpx.HTTPTransport(limits=httpx.Limits(max_connections=32)))
+        with httpx.Client(base_url=base_url, timeout=120.0, transport=transport) as http:
             ctx = DemoContext(options, city, clock, server, http, _operations(http), progress)
             with progress:
                 _run_phases(ctx, list(phases if phases is not None else PHASES), summary, console)

@@ -21,6 +21,7 @@ __all__ = [
     "CitizenState",
     "Clients",
     "DeviceState",
+    "MetadataCache",
     "b64u",
     "citizens_of",
     "clients_of",
@@ -32,6 +33,36 @@ __all__ = [
 ]
 
 NS = SECOND_NS
+
+
+class MetadataCache(httpx.BaseTransport):
+    """A transport that keeps `GET /.well-known/...` answers, as a wallet caches an issuer's
+    metadata instead of fetching it again for every credential; everything else passes through."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+        self._cache: dict[str, tuple[int, list[tuple[bytes, bytes]], bytes]] = {}
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "GET" or not request.url.path.startswith("/.well-known/"):
+            return self._inner.handle_request(request)
+        key = str(request.url)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is None:
+            response = self._inner.handle_request(request)
+            content = response.read()
+            response.close()
+            hit = (response.status_code, list(response.headers.raw), content)
+            if response.status_code == 200:
+                with self._lock:
+                    self._cache[key] = hit
+        status, headers, content = hit
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 class ApiError(DemoError):
