@@ -9,9 +9,9 @@ stored frontier, and verifies the latest stored checkpoint (signature, size and 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import merkle, note
 from .codec import encode_transfer
@@ -61,6 +61,17 @@ class AuditReport:
         }
 
 
+def _stored_leaves(rows: Iterable[Any], rep: AuditReport) -> Iterator[tuple[int, bytes]]:
+    """(leaf index, leaf hash) for every leaf of the per-batch leaf rows, in order."""
+    for first, blob in rows:
+        data = bytes(blob)
+        if len(data) % 32:
+            rep.problem(f"leaf row {first}: {len(data)} bytes is not a whole number of hashes")
+        start = int(first)
+        for k in range(len(data) // 32):
+            yield start + k, data[32 * k : 32 * k + 32]
+
+
 def audit(ledger: Ledger, log_keys: Sequence[str | note.NoteVerifier] | None = None) -> AuditReport:
     """Replay `ledger`. The latest checkpoint is verified with `log_keys` (verifier keys, e.g. the
     current and retired log keys) or, if none are given, with the ledger's own key unless that key
@@ -85,9 +96,9 @@ def audit(ledger: Ledger, log_keys: Sequence[str | note.NoteVerifier] | None = N
         balances: dict[int, list[int]] = {aid: [0, 0, 0, 0] for aid in accounts}
         frontier = merkle.Frontier()
         leaf_rows = conn.exec_driver_sql(
-            "SELECT leaf_index, leaf_hash FROM ledger_leaves ORDER BY leaf_index"
+            "SELECT first_leaf_index, leaf_hashes FROM ledger_leaves ORDER BY first_leaf_index"
         )
-        leaf_iter = iter(leaf_rows)
+        leaf_iter = _stored_leaves(leaf_rows, rep)
         sha = hashlib.sha256
         last_ts = 0
         res = conn.exec_driver_sql(f"SELECT {_TRANSFER_COLS} FROM ledger_transfers ORDER BY timestamp")

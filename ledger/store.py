@@ -492,8 +492,8 @@ class Ledger:
             append(h, on_node)
         if leaf_hashes:
             conn.exec_driver_sql(
-                f"INSERT INTO ledger_leaves (leaf_index, leaf_hash) VALUES ({ph}, {ph})",
-                list(zip(range(first_leaf, first_leaf + len(leaf_hashes)), leaf_hashes, strict=True)),
+                f"INSERT INTO ledger_leaves (first_leaf_index, leaf_hashes) VALUES ({ph}, {ph})",
+                (first_leaf, b"".join(leaf_hashes)),
             )
         if node_rows:
             conn.exec_driver_sql(
@@ -631,12 +631,36 @@ class Ledger:
 
     def leaf_hash(self, leaf_index: int) -> bytes:
         with self.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-            row = conn.exec_driver_sql(
-                f"SELECT leaf_hash FROM ledger_leaves WHERE leaf_index = {self._d.ph}", (leaf_index,)
-            ).first()
-        if row is None:
+            found = self._leaf_slice(conn, leaf_index, leaf_index + 1)
+        if not found:
             raise merkle.ProofError(f"no leaf {leaf_index}")
-        return bytes(row[0])
+        return found[0]
+
+    def _leaf_slice(self, conn: sa.Connection, start: int, end: int) -> list[bytes]:
+        """Leaf hashes start .. end-1 (fewer if the log ends before `end`), read from the
+        per-batch rows that hold them."""
+        ph = self._d.ph
+        if start < 0 or end <= start:
+            return []
+        rows = conn.exec_driver_sql(
+            f"SELECT first_leaf_index, leaf_hashes FROM ledger_leaves WHERE first_leaf_index >= "
+            f"(SELECT COALESCE(MAX(first_leaf_index), 0) FROM ledger_leaves WHERE first_leaf_index <= {ph}) "
+            f"AND first_leaf_index < {ph} ORDER BY first_leaf_index",
+            (start, end),
+        ).fetchall()
+        out: list[bytes] = []
+        expect = -1
+        for first, blob in rows:
+            data = bytes(blob)
+            if len(data) % 32 or (expect >= 0 and int(first) != expect):
+                raise LedgerInvariantError(f"Merkle leaf rows around leaf {first} are malformed")
+            expect = int(first) + len(data) // 32
+            lo = max(start - int(first), 0)
+            hi = min(end - int(first), len(data) // 32)
+            out.extend(data[32 * k : 32 * k + 32] for k in range(lo, hi))
+        if out and (not rows or int(rows[0][0]) > start):
+            raise LedgerInvariantError(f"Merkle leaf {start} is missing")
+        return out
 
     def _perfect(self, conn: sa.Connection) -> merkle.PerfectHash:
         """Perfect-subtree hashes from the leaf and node tables (small subtrees hashed on the fly)."""
@@ -644,13 +668,10 @@ class Ledger:
         memo: dict[tuple[int, int], bytes] = {}
 
         def leaves(start: int, end: int) -> list[bytes]:
-            rows = conn.exec_driver_sql(
-                f"SELECT leaf_hash FROM ledger_leaves WHERE leaf_index >= {ph} AND leaf_index < {ph} ORDER BY leaf_index",
-                (start, end),
-            ).fetchall()
-            if len(rows) != end - start:
+            found = self._leaf_slice(conn, start, end)
+            if len(found) != end - start:
                 raise LedgerInvariantError(f"Merkle leaves {start}..{end} are missing")
-            return [bytes(r[0]) for r in rows]
+            return found
 
         def perfect(level: int, index: int) -> bytes:
             key = (level, index)

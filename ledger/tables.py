@@ -92,11 +92,13 @@ failed_transfers = sa.Table(
     sa.Column("timestamp", sa.BigInteger(), nullable=False),
 )
 
+# One row per batch: the leaf hashes of leaves first_leaf_index .. first_leaf_index + n - 1,
+# concatenated (32 * n bytes).
 leaves = sa.Table(
     "ledger_leaves",
     metadata,
-    sa.Column("leaf_index", _RowIndex, primary_key=True, autoincrement=False),
-    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("first_leaf_index", _RowIndex, primary_key=True, autoincrement=False),
+    sa.Column("leaf_hashes", sa.LargeBinary(), nullable=False),
 )
 
 nodes = sa.Table(

@@ -344,6 +344,9 @@ def test_merkle_log_proofs_and_checkpoints(led: Ledger) -> None:
     assert led.leaf_hash(299) == merkle.leaf_hash(encode_transfer(t.as_row()))
     with pytest.raises(merkle.ProofError):
         led.inclusion_proof(0, size + 1)
+    for beyond in (size, size + 10_000, -1):
+        with pytest.raises(merkle.ProofError):
+            led.leaf_hash(beyond)
     assert verify_checkpoint(led.checkpoint(), vkey, [], 0).size == size
 
 
@@ -366,7 +369,19 @@ def test_audit_detects_tampering(led: Ledger, db_url: str) -> None:
     assert any("balances" in p for p in rep.problems) and any("leaf 2" in p for p in rep.problems)
     with led.engine.begin() as conn:
         conn.exec_driver_sql(f"UPDATE ledger_transfers SET amount = 10 WHERE id = {d.ph}", (d.id_in(3),))
-        conn.exec_driver_sql("UPDATE ledger_leaves SET leaf_hash = leaf_hash WHERE leaf_index = 0")
+        conn.exec_driver_sql("UPDATE ledger_leaves SET leaf_hashes = leaf_hashes WHERE first_leaf_index = 0")
+    assert led.audit().ok
+    # The leaf hashes of a batch are one row: a changed or truncated hash is found.
+    with led.engine.connect() as conn:
+        blob = bytes(conn.exec_driver_sql("SELECT leaf_hashes FROM ledger_leaves").scalar_one())
+    assert len(blob) == 5 * 32 and blob[64:96] == led.leaf_hash(2)
+    for bad in (blob[:64] + bytes(32) + blob[96:], blob[:-1]):
+        with led.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE ledger_leaves SET leaf_hashes = :b"), {"b": bad})
+        rep = led.audit()
+        assert not rep.ok and any("leaf" in p for p in rep.problems)
+    with led.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ledger_leaves SET leaf_hashes = :b"), {"b": blob})
     assert led.audit().ok
     with led.engine.begin() as conn:
         conn.execute(sa.text("UPDATE ledger_checkpoints SET note = :n"), {"n": "x\n\n— y AAAA\n"})

@@ -71,8 +71,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "ledger_leaves",
-        sa.Column("leaf_index", _RowIndex, primary_key=True, autoincrement=False),
-        sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("first_leaf_index", _RowIndex, primary_key=True, autoincrement=False),
+        sa.Column("leaf_hashes", sa.LargeBinary(), nullable=False),
     )
     op.create_table(
         "ledger_nodes",
