@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from typing import Any
@@ -35,10 +36,15 @@ __all__ = [
 
 
 MAX_BATCH_READINGS = 10_000
+NOTICE_TEXT = (
+    "City of Civitas: sharing your sensor data. You choose which agency receives which kind of "
+    "reading, for which purpose. Each accepted reading earns a micro-reward. You can withdraw at any "
+    "time with one tap; readings after that are no longer shared."
+)
 NOTICE = {
     "id": "https://civitas.city/notices/sensor-sharing",
     "version": "2026-01",
-    "sha256": "5f2b6f3c1d8e0a4b7c9d2e1f0a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d",
+    "sha256": hashlib.sha256(NOTICE_TEXT.encode()).hexdigest(),
 }
 
 

@@ -53,7 +53,9 @@ def open_city_accounts(ctx: DemoContext, fig: PhaseFigures) -> None:
 
     clients = clients_of(ctx)
     clients.register("treasury", "ledger:admin ledger:write ledger:read")
-    dmnec = 1 << 1  # DEBITS_MUST_NOT_EXCEED_CREDITS: the incentive budget cannot be overspent
+    from ledger import AccountFlags
+
+    dmnec = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)  # the incentive budget cannot be overspent
     accounts = ((TREASURY_ACCOUNT_ID, 0), (INCENTIVE_ACCOUNT_ID, dmnec), (TOLL_ACCOUNT_ID, 0))
     for account_id, flags in accounts:
         expect_json(
