@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlmodel import Field, Session, SQLModel
@@ -53,6 +55,7 @@ def run_ledger(path: Path, n_transfers: int, n_accounts: int, batch: int, seed: 
             raise SystemExit("account creation failed")
     setup_s = time.perf_counter() - t0
     latencies: list[float] = []
+    cpu_s = 0.0
     next_id = 1
     created = 0
     while created < n_transfers:
@@ -75,8 +78,10 @@ def run_ledger(path: Path, n_transfers: int, n_accounts: int, batch: int, seed: 
             )
             next_id += 1
         t = time.perf_counter()
+        c = time.process_time()
         results = led.create_transfers(events)
         latencies.append(time.perf_counter() - t)
+        cpu_s += time.process_time() - c
         bad = sum(1 for r in results if r.status is not CreateTransferStatus.CREATED)
         if bad:
             raise SystemExit(f"{bad} transfers failed")
@@ -91,6 +96,8 @@ def run_ledger(path: Path, n_transfers: int, n_accounts: int, batch: int, seed: 
         "transfers": float(created),
         "seconds": total,
         "transfers_per_s": created / total,
+        "cpu_s": cpu_s,
+        "transfers_per_cpu_s": created / cpu_s if cpu_s else 0.0,
         "p50_batch_ms": _percentile(latencies, 0.50) * 1000,
         "p99_batch_ms": _percentile(latencies, 0.99) * 1000,
         "mean_batch_ms": statistics.fmean(latencies) * 1000,
@@ -177,8 +184,78 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_http(data_dir: Path, n_requests: int, n_clients: int) -> dict[str, float]:
+_WRK_LUA = """
+local citizens = {%s}
+local n, bad = 0, 0
+request = function()
+  n = n + 1
+  local c = citizens[(n %% #citizens) + 1]
+  local body = '{"transfers":[{"id":"' .. (%d + n) .. '","debit_account_id":"' .. c[2] ..
+    '","credit_account_id":"2","amount":"1","ledger":1,"code":1}]}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Authorization"] = c[1]}, body)
+end
+response = function(status, headers, body)
+  if status ~= 200 or not (string.find(body, '"CREATED"') or string.find(body, '"EXISTS"')) then
+    bad = bad + 1
+  end
+end
+done = function(summary, latency, requests)
+  io.write("bad_responses: " .. bad .. "\\n")
+end
+"""
+
+
+def _wrk(
+    wrk: str,
+    url: str,
+    n_clients: int,
+    seconds: int,
+    citizens: list[tuple[dict[str, str], str]] | None,
+    server_cpu_s: Callable[[], float],
+) -> dict[str, float]:
+    """Drive `url` with wrk (one thread, `n_clients` keep-alive connections): POSTs a fresh
+    single transfer per request from a rotating citizen when `citizens` is given, else GETs."""
+    import re
+    import subprocess
+
+    cmd = [wrk, "-t1", f"-c{n_clients}", f"-d{seconds}s", "--latency", "--timeout", "30s"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        if citizens is not None:
+            rows = ",".join(f'{{"{h["Authorization"]}","{acc}"}}' for h, acc in citizens)
+            f.write(_WRK_LUA % (rows, 50_000_000))
+        script = f.name
+    if citizens is not None:
+        cmd += ["-s", script]
+    try:
+        cpu0 = server_cpu_s()
+        text = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+        cpu = server_cpu_s() - cpu0
+    finally:
+        Path(script).unlink()
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if m is None:
+            return 0.0
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    done = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"bad_responses: (\d+)", text)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if (bad and int(bad.group(1))) or errors:
+        raise SystemExit(f"wrk: failed HTTP requests\n{text}")
+    return {
+        "requests": float(done),
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),  # type: ignore[union-attr]
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
+        "server_cpu_ms_per_request": cpu / done * 1000 if done else 0.0,
+    }
+
+
+def run_http(data_dir: Path, n_requests: int, n_clients: int, *, use_wrk: bool = True) -> dict[str, float]:
     import asyncio
+    import shutil
     import subprocess
     import sys
     import uuid
@@ -191,6 +268,7 @@ def run_http(data_dir: Path, n_requests: int, n_clients: int) -> dict[str, float
     from civitas.keys import KeyStore
     from civitas.settings import Settings
 
+    wrk = shutil.which("wrk") if use_wrk else None
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(data_dir), str(port)])
@@ -236,44 +314,73 @@ def run_http(data_dir: Path, n_requests: int, n_clients: int) -> dict[str, float
             c.post("/ledger/transfers", json={"transfers": funding}, headers=admin).raise_for_status()
 
         per_client = max(1, n_requests // n_clients)
-        latencies: list[float] = []
-        bad = 0
 
-        async def one_client(k: int, ac: httpx.AsyncClient) -> None:
-            nonlocal bad
-            h, acc = citizens[k]
-            for j in range(per_client):
-                body = {"transfers": [{"id": str(20_000_000 + k * per_client + j), "debit_account_id": acc,
-                                       "credit_account_id": "2", "amount": "1", "ledger": 1, "code": 1}]}  # fmt: skip
-                t = time.perf_counter()
-                for attempt in range(3):  # ids are idempotent: a retry after a dropped connection is safe
-                    try:
-                        r = await ac.post("/ledger/transfers", json=body, headers=h)
-                        break
-                    except httpx.TransportError:
-                        if attempt == 2:
-                            raise
-                latencies.append(time.perf_counter() - t)
-                if r.status_code != 200 or r.json()["results"][0]["status"] not in ("CREATED", "EXISTS"):
-                    bad += 1
+        def server_cpu_s() -> float:
+            """User + system CPU seconds of the server process so far (Linux /proc; 0 elsewhere)."""
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return 0.0
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-        async def drive() -> float:
+        async def drive(
+            request: Callable[[httpx.AsyncClient, int, int], Awaitable[bool]],
+        ) -> dict[str, float]:
+            latencies: list[float] = []
+            bad = 0
+
+            async def one_client(k: int, ac: httpx.AsyncClient) -> None:
+                nonlocal bad
+                for j in range(per_client):
+                    t = time.perf_counter()
+                    for attempt in range(3):  # ids are idempotent: a retry after a dropped connection is safe
+                        try:
+                            ok = await request(ac, k, j)
+                            break
+                        except httpx.TransportError:
+                            if attempt == 2:
+                                raise
+                    latencies.append(time.perf_counter() - t)
+                    bad += not ok
+
             limits = httpx.Limits(max_connections=n_clients, max_keepalive_connections=n_clients)
             async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as ac:
-                t = time.perf_counter()
+                cpu0, t = server_cpu_s(), time.perf_counter()
                 await asyncio.gather(*(one_client(k, ac) for k in range(n_clients)))
-                return time.perf_counter() - t
+                elapsed, cpu = time.perf_counter() - t, server_cpu_s() - cpu0
+            if bad:
+                raise SystemExit(f"{bad} HTTP requests failed")
+            done = per_client * n_clients
+            return {
+                "requests": float(done),
+                "requests_per_s": done / elapsed,
+                "p50_ms": _percentile(latencies, 0.5) * 1000,
+                "p99_ms": _percentile(latencies, 0.99) * 1000,
+                "server_cpu_ms_per_request": cpu / done * 1000,
+            }
 
-        elapsed = asyncio.run(drive())
-        if bad:
-            raise SystemExit(f"{bad} HTTP transfers failed")
-        done = per_client * n_clients
-        return {
-            "requests": float(done),
-            "requests_per_s": done / elapsed,
-            "p50_ms": _percentile(latencies, 0.5) * 1000,
-            "p99_ms": _percentile(latencies, 0.99) * 1000,
-        }
+        async def healthz(ac: httpx.AsyncClient, k: int, j: int) -> bool:
+            return (await ac.get("/healthz")).status_code == 200
+
+        async def transfer(ac: httpx.AsyncClient, k: int, j: int) -> bool:
+            h, acc = citizens[k]
+            body = {"transfers": [{"id": str(20_000_000 + k * per_client + j), "debit_account_id": acc,
+                                   "credit_account_id": "2", "amount": "1", "ledger": 1, "code": 1}]}  # fmt: skip
+            r = await ac.post("/ledger/transfers", json=body, headers=h)
+            return r.status_code == 200 and r.json()["results"][0]["status"] in ("CREATED", "EXISTS")
+
+        if wrk is not None:
+            wrk_seconds = max(3, min(30, n_requests // 500))
+            ceiling = _wrk(wrk, base + "/healthz", n_clients, wrk_seconds, None, server_cpu_s)
+            out = _wrk(wrk, base + "/ledger/transfers", n_clients, wrk_seconds, citizens, server_cpu_s)
+        else:
+            # The same load generator on a trivial route first: the ceiling of this machine and client.
+            ceiling = asyncio.run(drive(healthz))
+            out = asyncio.run(drive(transfer))
+        out["ceiling_requests_per_s"] = ceiling["requests_per_s"]
+        out["ceiling_server_cpu_ms_per_request"] = ceiling["server_cpu_ms_per_request"]
+        out["wrk"] = float(wrk is not None)
+        return out
     finally:
         proc.terminate()
         try:
@@ -295,6 +402,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--http-requests", type=int, default=10_000)
     ap.add_argument("--http-clients", type=int, default=64)
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP measurement")
+    ap.add_argument(
+        "--no-wrk",
+        action="store_true",
+        help="drive HTTP with the built-in httpx client even if wrk is installed",
+    )
     ap.add_argument("--quick", action="store_true", help="small smoke run")
     args = ap.parse_args(argv)
     if args.quick:
@@ -307,7 +419,8 @@ def main(argv: list[str]) -> int:
             f" (SQLite WAL, synchronous=FULL, Merkle leaves + signed checkpoint per batch)"
         )
         print(
-            f"  {led['transfers_per_s']:,.0f} transfers/s; batch p50 {led['p50_batch_ms']:.1f} ms,"
+            f"  {led['transfers_per_s']:,.0f} transfers/s wall ({led['transfers_per_cpu_s']:,.0f} per CPU-second,"
+            f" {led['cpu_s']:.1f} s CPU in {led['seconds']:.1f} s); batch p50 {led['p50_batch_ms']:.1f} ms,"
             f" p99 {led['p99_batch_ms']:.1f} ms; tree size {int(led['tree_size']):,}",
             flush=True,
         )
@@ -322,11 +435,22 @@ def main(argv: list[str]) -> int:
             f" {base['transfers_per_s']:,.0f} transfers/s"
         )
         print(f"ratio: {ratio:.1f}x", flush=True)
-        http = None if args.no_http else run_http(Path(tmp) / "http", args.http_requests, args.http_clients)
+        http = (
+            None
+            if args.no_http
+            else run_http(Path(tmp) / "http", args.http_requests, args.http_clients, use_wrk=not args.no_wrk)
+        )
     if http is not None:
         print(
             f"http: {int(http['requests']):,} single-transfer requests from {args.http_clients} concurrent clients:"
-            f" {http['requests_per_s']:,.0f} requests/s (p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms)"
+            f" {http['requests_per_s']:,.0f} requests/s (p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms;"
+            f" server CPU {http['server_cpu_ms_per_request']:.2f} ms/request)"
+        )
+        print(
+            f"  load generator: {'wrk' if http['wrk'] else 'httpx.AsyncClient'} ({args.http_clients} keep-alive connections);"
+            f" ceiling: GET /healthz (no auth, no database) with the same client: {http['ceiling_requests_per_s']:,.0f}"
+            f" requests/s (server CPU {http['ceiling_server_cpu_ms_per_request']:.2f} ms/request);"
+            f" transfers reach {http['requests_per_s'] / http['ceiling_requests_per_s']:.0%} of it"
         )
     print(
         json.dumps(
@@ -335,6 +459,14 @@ def main(argv: list[str]) -> int:
                 "transfers_per_s": round(led["transfers_per_s"]),
                 "baseline_ratio": round(ratio, 1),
                 "http_requests_per_s": round(http["requests_per_s"]) if http else None,
+                "http_ceiling_requests_per_s": round(http["ceiling_requests_per_s"]) if http else None,
+                "http_p50_ms": round(http["p50_ms"], 2) if http else None,
+                "http_p99_ms": round(http["p99_ms"], 2) if http else None,
+                "http_server_cpu_ms_per_request": round(http["server_cpu_ms_per_request"], 3)
+                if http
+                else None,
+                "transfers_per_cpu_s": round(led["transfers_per_cpu_s"]),
+                "cpu_s": round(led["cpu_s"], 2),
                 "p50_batch_ms": round(led["p50_batch_ms"], 2),
                 "p99_batch_ms": round(led["p99_batch_ms"], 2),
                 "transfers": int(led["transfers"]),
