@@ -88,7 +88,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--port", type=int, default=None, help="port (default: 8000 with --serve if free, else any free port)"
     )
-    p.add_argument("--workers", type=int, default=4, help="concurrent client threads (default 4)")
+    p.add_argument("--workers", type=int, default=8, help="concurrent client threads, 1 to 64 (default 8)")
     p.add_argument(
         "--durable",
         action="store_true",

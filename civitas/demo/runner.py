@@ -41,7 +41,7 @@ class DemoOptions:
     json: bool = False
     host: str = "127.0.0.1"
     port: int = 0
-    workers: int = 4  # concurrent client threads (citizens' wallets, devices)
+    workers: int = 8  # concurrent client threads (citizens' wallets, devices)
     processes: int = 1  # service processes sharing the listening socket
     durable: bool = False  # SQLite synchronous=FULL instead of NORMAL
 
@@ -197,6 +197,8 @@ def run_demo(
 
     if not 1 <= options.citizens <= 100_000:
         raise DemoError("--citizens must be between 1 and 100,000")
+    if not 1 <= options.workers <= 64:
+        raise DemoError("--workers must be between 1 and 64")
     console = console or _console(options)
     started = time.monotonic()
     data_dir = (options.data_dir or default_data_dir(options.seed)).resolve()
