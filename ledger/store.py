@@ -210,7 +210,9 @@ class Ledger:
             @sa.event.listens_for(engine, "connect")
             def _cache_size(dbapi_conn: Any, _record: Any) -> None:
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache for the indexes
+                # Up to 1 GiB of page cache (grows on demand): the per-account history indexes are
+                # updated at random positions, so a log of millions of transfers keeps them cached.
+                cur.execute("PRAGMA cache_size=-1048576")
                 # Checkpoint the WAL less often: pages rewritten by consecutive batches (indexes,
                 # balances) are then copied back once. Every commit still fsyncs the WAL.
                 cur.execute("PRAGMA wal_autocheckpoint=50000")
