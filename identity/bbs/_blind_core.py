@@ -125,6 +125,19 @@ def check_indexes(indexes: object, bound: int, name: str) -> list[int]:
     return out
 
 
+def combined_indexes(
+    signer_count: int,
+    committed_count: int,
+    disclosed_indexes: Sequence[int],
+    disclosed_commitment_indexes: Sequence[int],
+) -> list[int]:
+    """Signer indexes as is, committed index j at L + 1 + j (after the prover blind); anything
+    placed after the committed messages (pseudonym secrets) is never disclosed."""
+    signer = check_indexes(disclosed_indexes, signer_count, "disclosed_indexes")
+    committed = check_indexes(disclosed_commitment_indexes, committed_count, "disclosed_commitment_indexes")
+    return [*signer, *(signer_count + 1 + j for j in committed)]
+
+
 def random_source(suite: Ciphersuite, random_scalars: RandomScalars | None) -> RandomScalars:
     """The injected random scalar source, or the suite's CSPRNG-backed one."""
     return random_scalars if random_scalars is not None else suite.calculate_random_scalars

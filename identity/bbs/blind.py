@@ -136,7 +136,7 @@ def proof_gen(
     ph = bc.octets("ph", ph)
     layout = _layout(suite, messages, committed_messages, secret_prover_blind)
     committed = len(layout.scalars) - layout.signer_count - 1
-    indexes = _combined_indexes(
+    indexes = bc.combined_indexes(
         layout.signer_count, committed, disclosed_indexes, disclosed_commitment_indexes
     )
     aid = api_id(suite)
@@ -177,7 +177,7 @@ def proof_verify(
         committed = len(msgs) + len(cmsgs) + undisclosed - big_l - 1
         if committed < 0 or big_l + committed > MAX_MESSAGES:
             return False
-        indexes = _combined_indexes(big_l, committed, disclosed_indexes, disclosed_committed_indexes)
+        indexes = bc.combined_indexes(big_l, committed, disclosed_indexes, disclosed_committed_indexes)
         if len(indexes) != len(msgs) + len(cmsgs):
             return False
         aid = api_id(suite)
@@ -211,20 +211,6 @@ def _layout(
         [blind, *suite.messages_to_scalars(cmsgs, aid)],
         aid,
     )
-
-
-def _combined_indexes(
-    signer_count: int,
-    committed_count: int,
-    disclosed_indexes: Sequence[int],
-    disclosed_commitment_indexes: Sequence[int],
-) -> list[int]:
-    """Signer indexes as is, committed index j at L + 1 + j (after the prover blind)."""
-    signer = bc.check_indexes(disclosed_indexes, signer_count, "disclosed_indexes")
-    committed = bc.check_indexes(
-        disclosed_commitment_indexes, committed_count, "disclosed_commitment_indexes"
-    )
-    return [*signer, *(signer_count + 1 + j for j in committed)]
 
 
 __all__ = [

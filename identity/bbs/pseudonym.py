@@ -243,7 +243,9 @@ def proof_gen_with_nym(
     lay = _layout(suite, messages, committed_messages, nym_secrets, secret_prover_blind)
     n = len(nym_secrets)
     committed = len(lay.scalars) - lay.signer_count - 1 - n
-    indexes = _combined_indexes(lay.signer_count, committed, disclosed_indexes, disclosed_commitment_indexes)
+    indexes = bc.combined_indexes(
+        lay.signer_count, committed, disclosed_indexes, disclosed_commitment_indexes
+    )
     aid = api_id(suite)
     nym_header = _nym_header(header, n)
     if not suite.core_verify(pk, signature, lay.generators, nym_header, lay.scalars, aid):
@@ -306,7 +308,7 @@ def proof_verify_with_nym(
         committed = len(msgs) + len(cmsgs) + undisclosed - big_l - 1 - n
         if committed < 0 or big_l + committed + n > MAX_MESSAGES:
             return False
-        indexes = _combined_indexes(big_l, committed, disclosed_indexes, disclosed_committed_indexes)
+        indexes = bc.combined_indexes(big_l, committed, disclosed_indexes, disclosed_committed_indexes)
         if len(indexes) != len(msgs) + len(cmsgs):
             return False
         be = suite.backend
@@ -397,20 +399,6 @@ def _layout(
         [blind, *suite.messages_to_scalars(cmsgs, aid), *secrets],
         aid,
     )
-
-
-def _combined_indexes(
-    signer_count: int,
-    committed_count: int,
-    disclosed_indexes: Sequence[int],
-    disclosed_commitment_indexes: Sequence[int],
-) -> list[int]:
-    """Signer indexes as is, committed index j at L + 1 + j; pseudonym secrets are never disclosed."""
-    signer = bc.check_indexes(disclosed_indexes, signer_count, "disclosed_indexes")
-    committed = bc.check_indexes(
-        disclosed_commitment_indexes, committed_count, "disclosed_commitment_indexes"
-    )
-    return [*signer, *(signer_count + 1 + j for j in committed)]
 
 
 def _context_point(suite: Ciphersuite, context_id: bytes) -> tuple[G1, int]:
