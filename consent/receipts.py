@@ -95,8 +95,13 @@ def build_receipt_claims(
     log_index: int,
     public_key: bytes,
     controller: ControllerInfo,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """The receipt's claims: Kantara CR v1.1 fields plus the `civitas` binding object."""
+    """The receipt's claims: Kantara CR v1.1 fields plus the `civitas` binding object.
+
+    `reason` (a revocation's stated reason, or why a superseded record ended) is carried as
+    `civitas.reason` when given.
+    """
     purposes_sorted = sorted(terms.purposes)
     categories = sorted(terms.categories)
     termination = f"Withdraw at any time ({terms.withdrawal_method}); otherwise ends at validity end"
@@ -122,7 +127,7 @@ def build_receipt_claims(
     policy_url = (
         terms.notice.notice_id if terms.notice.notice_id.startswith("https://") else controller.policy_url
     )
-    return {
+    claims: dict[str, Any] = {
         "version": KANTARA_VERSION,
         "jurisdiction": terms.jurisdiction,
         "consentTimestamp": event.at_ns // 1_000_000_000,
@@ -166,6 +171,9 @@ def build_receipt_claims(
             },
         },
     }
+    if reason is not None:
+        claims["civitas"]["reason"] = reason
+    return claims
 
 
 def sign_receipt(claims: Mapping[str, Any], signer: ReceiptSigner) -> str:

@@ -53,6 +53,10 @@ __all__ = [
 ]
 
 
+MAX_REASON = 200
+SUPERSEDED_REASON = "superseded: the citizen answered the request under the changed notice"
+
+
 class ConsentNotFound(ConsentError):
     """No such record (or not one of this citizen's)."""
 
@@ -265,20 +269,35 @@ class ConsentStore:
         """The controller asks for consent: a new record, status requested."""
         return self._create([terms], Status.REQUESTED, supersedes=supersedes)[0]
 
-    def accept(self, record_id: int, *, subject: str) -> list[EventReceipt]:
-        """The citizen gives consent to a pending request."""
-        return self._transition(record_id, Status.GIVEN, subject=subject)
+    def accept(self, record_id: int, *, subject: str, notice: Notice | None = None) -> list[EventReceipt]:
+        """The citizen gives consent to a pending request.
+
+        With `notice`, the notice the citizen was shown must be the request's (else NoticeChanged).
+        A request that supersedes a record (a changed notice) replaces it: the superseded record,
+        if it still permits processing, is withdrawn in the same transaction, so exactly one
+        record carries the consent afterwards.
+        """
+        return self._transition(record_id, Status.GIVEN, subject=subject, notice=notice, end_superseded=True)
 
     def refuse(self, record_id: int, *, subject: str) -> list[EventReceipt]:
-        return self._transition(record_id, Status.REFUSED, subject=subject)
+        """The citizen refuses a pending request.
+
+        Refusing a changed notice also ends the record it supersedes (withdrawn, same
+        transaction): after a refusal nothing flows under either notice.
+        """
+        return self._transition(record_id, Status.REFUSED, subject=subject, end_superseded=True)
 
     def withdraw(self, record_id: int, *, subject: str) -> list[EventReceipt]:
         """One call: the consent stops permitting processing from this moment on."""
         return self._transition(record_id, Status.WITHDRAWN, subject=subject)
 
-    def revoke(self, record_id: int) -> list[EventReceipt]:
-        """The controller (or an authority) revokes the consent."""
-        return self._transition(record_id, Status.REVOKED, subject=None)
+    def revoke(self, record_id: int, *, reason: str | None = None) -> list[EventReceipt]:
+        """The controller (or an authority) revokes the consent; `reason` goes into the receipt."""
+        if reason is not None and (
+            not isinstance(reason, str) or not reason or len(reason) > MAX_REASON or not reason.isprintable()
+        ):
+            raise InvalidRecord(f"the reason must be 1..{MAX_REASON} printable characters")
+        return self._transition(record_id, Status.REVOKED, subject=None, reason=reason)
 
     def renew(
         self, record_id: int, *, subject: str, valid_until_ns: int, notice: Notice
@@ -457,6 +476,8 @@ class ConsentStore:
         subject: str | None,
         valid_until_ns: int | None = None,
         notice: Notice | None = None,
+        reason: str | None = None,
+        end_superseded: bool = False,
     ) -> list[EventReceipt]:
         with self.engine.begin() as conn:
             owner = conn.execute(
@@ -471,9 +492,29 @@ class ConsentStore:
                 raise ConsentNotFound("no such consent record")
             events = plan_transition(state, status, now, valid_until_ns=valid_until_ns, notice=notice)
             writes = _Writes(eventlog.open_for_append(conn))
-            out = self._append(writes, state, events, new=False)
+            out = self._append(writes, state, events, new=False, reason=reason)
+            if end_superseded:
+                out.extend(self._end_superseded(conn, writes, record_id, now))
             writes.flush(conn)
             return out
+
+    def _end_superseded(
+        self, conn: sa.Connection, writes: _Writes, record_id: int, now: int
+    ) -> list[EventReceipt]:
+        """Withdraw the record a just-answered request supersedes, if it still permits processing."""
+        supersedes = conn.execute(
+            sa.select(t.records.c.supersedes).where(t.records.c.record_id == record_id)
+        ).scalar_one_or_none()
+        if supersedes is None:
+            return []
+        old = self._load_state(conn, supersedes)
+        if old is None:
+            return []
+        current = effective_status(old, now)
+        if current is None or not current.permits_processing:
+            return []
+        events = plan_transition(old, Status.WITHDRAWN, now)
+        return self._append(writes, old, events, new=False, reason=SUPERSEDED_REASON)
 
     def _load_state(self, conn: sa.Connection, record_id: int) -> RecordState | None:
         row = conn.execute(sa.select(t.records).where(t.records.c.record_id == record_id)).first()
@@ -491,7 +532,13 @@ class ConsentStore:
         )
 
     def _append(
-        self, writes: _Writes, state: RecordState, new_events: Sequence[ConsentEvent], *, new: bool
+        self,
+        writes: _Writes,
+        state: RecordState,
+        new_events: Sequence[ConsentEvent],
+        *,
+        new: bool,
+        reason: str | None = None,
     ) -> list[EventReceipt]:
         """Queue the events of one record: receipt, log leaf, event row, state and grants."""
         out: list[EventReceipt] = []
@@ -508,6 +555,7 @@ class ConsentStore:
                 log_index=size,
                 public_key=self.signer.public_key,
                 controller=self.controller,
+                reason=reason,
             )
             jws = sign_receipt(claims, self.signer)
             leaf = canonical_json(
