@@ -26,17 +26,10 @@ import httpx
 
 from civitas.settings import Settings
 
-__all__ = ["DemoServer", "bind_socket", "demo_settings", "use_demo_secret_hashing"]
+__all__ = ["DemoServer", "bind_socket", "demo_settings"]
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
-# argon2id cost for the OAuth2 client secrets the demo creates (one per device: about 1,300 for
-# 1,000 citizens). The service's default cost (64 MiB, 3 passes: ~0.6 s per hash and per token
-# request on two cores) would take over half an hour; the secrets are 256-bit random strings.
-DEMO_SECRET_TIME_COST = 1
-DEMO_SECRET_MEMORY_KIB = 1024
-
-
 # The city's own ledger accounts (the operator opens them over HTTP in the `ledger` phase).
 TREASURY_ACCOUNT_ID = 1_000
 INCENTIVE_ACCOUNT_ID = 1_001
@@ -48,18 +41,6 @@ REWARD_RATES_MICROS = {
     "pd:VehicleUsage": 300,
     "pd:Location": 200,
 }
-
-
-def use_demo_secret_hashing() -> None:
-    """Hash the demo's client secrets with argon2id at a low cost (like the wallet's `test` KDF
-    profile). Verification stays argon2id, reading the cost from each stored hash."""
-    from argon2 import PasswordHasher
-
-    import civitas.clients
-
-    civitas.clients._hasher = PasswordHasher(
-        time_cost=DEMO_SECRET_TIME_COST, memory_cost=DEMO_SECRET_MEMORY_KIB, parallelism=1
-    )
 
 
 def demo_settings(data_dir: Path, public_url: str) -> Settings:
@@ -117,7 +98,6 @@ class DemoServer:
         """Start the service (the first process migrates the fresh database and creates the keys),
         wait until it answers, start the other processes on the same socket, then open the demo's
         own engine for the operator's library calls."""
-        use_demo_secret_hashing()
         self._spawn()
         self._wait_ready()
         for _ in range(self.processes - 1):
@@ -223,7 +203,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--durable", action="store_true", help="SQLite synchronous=FULL (default NORMAL)")
     args = parser.parse_args(argv)
-    use_demo_secret_hashing()
     clock = DayClock.attach(args.clock)
     settings = demo_settings(args.data_dir, args.public_url)
     # WAL with synchronous=NORMAL: commits are atomic and consistent but the last ones may be lost
