@@ -2,8 +2,8 @@
 registration and signed reading ingest; agencies' consent-filtered pulls.
 
 Scopes: `consent` (a citizen: the token's subject is their pseudonym), `sensors:ingest` (a
-device's OAuth2 client), `sensors:read` (an agency), `consent:admin` (the city operator: public
-sensors, recipients and their declared purposes). Consent rule violations map to problem+json:
+device's OAuth2 client), `sensors:read` (an agency), `consent:admin` (the city operator as the
+controller: notice versions, revocation, public sensors, recipients and their declared purposes). Consent rule violations map to problem+json:
 invalid record 422, illegal transition / changed notice 409, batch too large 413, malformed
 batch 422, bad batch signature 403, undeclared purpose 403. A refused request changes nothing.
 """
@@ -146,6 +146,14 @@ class RenewIn(BaseModel):
     valid_until_ns: int = Field(gt=0)
 
 
+class AnswerIn(BaseModel):
+    notice: NoticeIn = Field(description="the notice shown to the citizen; must be the request's own")
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=200, examples=["sensor programme ended"])
+
+
 class EnvelopeIn(BaseModel):
     payload: str = Field(max_length=(MAX_BATCH_BYTES * 4) // 3 + 4, description="base64url payload bytes")
     signature: str = Field(max_length=100, description="base64url Ed25519 signature")
@@ -206,7 +214,13 @@ def _record_json(view: RecordView) -> dict[str, Any]:
 
 def _receipts_json(receipts: list[consent.EventReceipt]) -> list[dict[str, Any]]:
     return [
-        {"status": r.status.value, "at_ns": r.at_ns, "receipt_id": r.receipt_id, "log_index": r.log_index}
+        {
+            "record_id": consent.format_id(r.record_id),
+            "status": r.status.value,
+            "at_ns": r.at_ns,
+            "receipt_id": r.receipt_id,
+            "log_index": r.log_index,
+        }
         for r in receipts
     ]
 
@@ -247,8 +261,19 @@ def give_consent(
 
 
 @router.get("/consent/records", summary="My consent records (citizen)")
-def list_consents(principal: CitizenDep, engine: EngineDep, keys: KeysDep, clock: ClockDep) -> dict[str, Any]:
+def list_consents(
+    principal: CitizenDep,
+    engine: EngineDep,
+    keys: KeysDep,
+    clock: ClockDep,
+    status: Annotated[
+        consent.Status | None,
+        Query(description="only records in this status (by the clock); `requested`: pending requests"),
+    ] = None,
+) -> dict[str, Any]:
     views = _store(engine, keys, clock).list_for_subject(principal.subject)
+    if status is not None:
+        views = [v for v in views if v.effective_status == status]
     return {"records": [_record_json(v) for v in views]}
 
 
@@ -285,6 +310,37 @@ def renew_consent(
             notice=_notice(body.notice),
         )
         view = store.get(receipts[0].record_id)
+    return {"record": _record_json(view), "receipts": _receipts_json(receipts)}
+
+
+@router.post(
+    "/consent/records/{record_id}/give", summary="Give consent to a pending request: one call (citizen)"
+)
+def give_requested_consent(
+    record_id: str, body: AnswerIn, principal: CitizenDep, engine: EngineDep, keys: KeysDep, clock: ClockDep
+) -> dict[str, Any]:
+    """`requested` -> `given` under the request's notice (echoed in the body: a different one is
+    409 `notice-changed`). A request made by a changed notice replaces the record it supersedes:
+    that record is withdrawn in the same transaction (its receipt is in `receipts` too)."""
+    store = _store(engine, keys, clock)
+    rid = _record_id(record_id)
+    with _problems():
+        receipts = store.accept(rid, subject=principal.subject, notice=_notice(body.notice))
+        view = store.get(rid)
+    return {"record": _record_json(view), "receipts": _receipts_json(receipts)}
+
+
+@router.post("/consent/records/{record_id}/refuse", summary="Refuse a pending request: one call (citizen)")
+def refuse_consent(
+    record_id: str, principal: CitizenDep, engine: EngineDep, keys: KeysDep, clock: ClockDep
+) -> dict[str, Any]:
+    """`requested` -> `refused` (terminal). Refusing a changed notice also withdraws the record it
+    supersedes, so nothing flows under either notice afterwards."""
+    store = _store(engine, keys, clock)
+    rid = _record_id(record_id)
+    with _problems():
+        receipts = store.refuse(rid, subject=principal.subject)
+        view = store.get(rid)
     return {"record": _record_json(view), "receipts": _receipts_json(receipts)}
 
 
@@ -471,6 +527,39 @@ def register_recipient(
             engine, client_id=body.client_id, name=body.name, purposes=body.purposes, now_ns=clock()
         )
     return {"client_id": body.client_id, "purposes": sorted(set(body.purposes))}
+
+
+# -- controller (operator) ------------------------------------------------------------------
+
+
+@router.post("/consent/notices", summary="Publish a new notice version: starts new requests (operator)")
+def publish_notice(
+    body: NoticeIn, principal: AdminDep, engine: EngineDep, keys: KeysDep, clock: ClockDep
+) -> dict[str, Any]:
+    """A changed notice starts a new request: every record still permitting processing under an
+    older version (or content) of notice `id` gets one `requested` record with the same terms
+    under this version, naming the record it supersedes. Publishing the same version again
+    creates nothing. The old records keep their scope until the citizen answers."""
+    notice = _notice(body)
+    with _problems():
+        receipts = _store(engine, keys, clock).change_notice(
+            controller=CONTROLLER, notice_id=notice.notice_id, notice=notice
+        )
+    return {"notice": body.model_dump(), "requests": _receipts_json(receipts)}
+
+
+@router.post("/consent/records/{record_id}/revoke", summary="Revoke consent with a reason (operator)")
+def revoke_consent(
+    record_id: str, body: RevokeIn, principal: AdminDep, engine: EngineDep, keys: KeysDep, clock: ClockDep
+) -> dict[str, Any]:
+    """`given`/`renewed` -> `revoked` (terminal), controller side; the reason is carried in the
+    signed receipt (`civitas.reason`). Processing stops from this moment on."""
+    store = _store(engine, keys, clock)
+    rid = _record_id(record_id)
+    with _problems():
+        receipts = store.revoke(rid, reason=body.reason)
+        view = store.get(rid)
+    return {"record": _record_json(view), "receipts": _receipts_json(receipts)}
 
 
 __all__ = ["router", "setup"]
