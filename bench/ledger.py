@@ -161,18 +161,24 @@ def run_baseline(path: Path, n_transfers: int, n_accounts: int, seed: int) -> di
 
 
 _SERVER = """
-import sys, uvicorn
+import os, sys, uvicorn
 from civitas import app as app_module
 from civitas.app import create_app
 from civitas.settings import Settings
-settings = Settings(data_dir=sys.argv[1], public_url="http://127.0.0.1:" + sys.argv[2])
-app = create_app(settings)
+data_dir, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+public_url = "http://127.0.0.1:" + sys.argv[2]
+settings = Settings(data_dir=data_dir, public_url=public_url)
+app = create_app(settings)  # migrates and creates the keys once, before any worker starts
 if "civitas.routers.ledger" not in app_module.ROUTER_MODULES:
     from civitas.routers import ledger as ledger_router
     ledger_router.setup(app)
     app.include_router(ledger_router.router)
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False,
-            timeout_keep_alive=120)
+opts = dict(host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_keep_alive=120)
+if workers == 1:
+    uvicorn.run(app, **opts)
+else:
+    os.environ.update(CIVITAS_DATA_DIR=data_dir, CIVITAS_PUBLIC_URL=public_url)
+    uvicorn.run("civitas.app:app_from_env", factory=True, workers=workers, **opts)
 """
 
 
@@ -253,7 +259,9 @@ def _wrk(
     }
 
 
-def run_http(data_dir: Path, n_requests: int, n_clients: int, *, use_wrk: bool = True) -> dict[str, float]:
+def run_http(
+    data_dir: Path, n_requests: int, n_clients: int, *, use_wrk: bool = True, workers: int = 1
+) -> dict[str, float]:
     import asyncio
     import shutil
     import subprocess
@@ -271,7 +279,7 @@ def run_http(data_dir: Path, n_requests: int, n_clients: int, *, use_wrk: bool =
     wrk = shutil.which("wrk") if use_wrk else None
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(data_dir), str(port)])
+    proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(data_dir), str(port), str(workers)])
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -316,12 +324,19 @@ def run_http(data_dir: Path, n_requests: int, n_clients: int, *, use_wrk: bool =
         per_client = max(1, n_requests // n_clients)
 
         def server_cpu_s() -> float:
-            """User + system CPU seconds of the server process so far (Linux /proc; 0 elsewhere)."""
-            try:
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                return 0.0
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            """User + system CPU seconds of the server process and its workers so far (Linux /proc;
+            0 elsewhere)."""
+
+            def tree(pid: int) -> float:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                except OSError:
+                    return 0.0
+                own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                return own + sum(tree(int(k)) for k in kids)
+
+            return tree(proc.pid)
 
         async def drive(
             request: Callable[[httpx.AsyncClient, int, int], Awaitable[bool]],
@@ -402,6 +417,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--http-requests", type=int, default=10_000)
     ap.add_argument("--http-clients", type=int, default=64)
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP measurement")
+    ap.add_argument("--http-workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     ap.add_argument(
         "--no-wrk",
         action="store_true",
@@ -438,7 +454,13 @@ def main(argv: list[str]) -> int:
         http = (
             None
             if args.no_http
-            else run_http(Path(tmp) / "http", args.http_requests, args.http_clients, use_wrk=not args.no_wrk)
+            else run_http(
+                Path(tmp) / "http",
+                args.http_requests,
+                args.http_clients,
+                use_wrk=not args.no_wrk,
+                workers=args.http_workers,
+            )
         )
     if http is not None:
         print(
