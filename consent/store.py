@@ -32,6 +32,7 @@ from consent.records import (
     ConsentTerms,
     InvalidRecord,
     Notice,
+    NoticeChanged,
     RecordState,
     apply_event,
     effective_status,
@@ -54,6 +55,7 @@ __all__ = [
 
 
 MAX_REASON = 200
+MAX_CHAIN = 64  # notice versions followed back through pending requests
 SUPERSEDED_REASON = "superseded: the citizen answered the request under the changed notice"
 
 
@@ -194,6 +196,54 @@ def load_grants(conn: sa.Connection, subjects: Sequence[str]) -> dict[str, list[
     return out
 
 
+def _has_successor(conn: sa.Connection, record_id: int) -> bool:
+    """Whether a record supersedes `record_id` (a request made by a later notice)."""
+    found = conn.execute(
+        sa.select(t.records.c.record_id).where(t.records.c.supersedes == record_id).limit(1)
+    ).first()
+    return found is not None
+
+
+def _request_targets(conn: sa.Connection, record_ids: Sequence[int], notice: Notice) -> dict[int, int]:
+    """For each active record under an older notice: the record a new request must supersede.
+
+    The record itself when nothing supersedes it yet; the pending request at the end of its chain
+    when that was made under yet another notice. Records whose chain already ends in a request
+    under `notice`, or in an answered one, are left out.
+    """
+    out: dict[int, int] = {}
+    tails = {rid: rid for rid in record_ids}
+    for _ in range(MAX_CHAIN):
+        if not tails:
+            break
+        successors: dict[int, Any] = {}
+        for part in chunks(sorted(set(tails.values()))):
+            for row in conn.execute(
+                sa.select(
+                    t.records.c.record_id,
+                    t.records.c.supersedes,
+                    t.records.c.status,
+                    t.records.c.notice_version,
+                    t.records.c.notice_sha256,
+                )
+                .where(t.records.c.supersedes.in_(part))
+                .order_by(t.records.c.created_ns)
+            ):
+                successors[row.supersedes] = row  # the latest one wins
+        following: dict[int, int] = {}
+        for origin, tail in tails.items():
+            successor = successors.get(tail)
+            if successor is None:
+                out[origin] = tail
+            elif successor.status == Status.REQUESTED.value and (
+                successor.notice_version,
+                successor.notice_sha256,
+            ) != (notice.version, notice.content_sha256):
+                following[origin] = successor.record_id
+        tails = following
+    return out
+
+
 @dataclass
 class _Writes:
     """Rows queued by one consent transaction, written with one executemany per table."""
@@ -277,7 +327,9 @@ class ConsentStore:
         if it still permits processing, is withdrawn in the same transaction, so exactly one
         record carries the consent afterwards.
         """
-        return self._transition(record_id, Status.GIVEN, subject=subject, notice=notice, end_superseded=True)
+        return self._transition(
+            record_id, Status.GIVEN, subject=subject, notice=notice, end_superseded=True, latest_only=True
+        )
 
     def refuse(self, record_id: int, *, subject: str) -> list[EventReceipt]:
         """The citizen refuses a pending request.
@@ -332,8 +384,11 @@ class ConsentStore:
     def change_notice(self, *, controller: str, notice_id: str, notice: Notice) -> list[EventReceipt]:
         """A changed notice starts a new request for every record still active under the old one.
 
-        The old records keep their scope until withdrawn or expired; the new requests carry the
-        same terms under the new notice and name the record they supersede.
+        The old records keep their scope until the citizen answers (or they are withdrawn or
+        expire); the new requests carry the same terms under the new notice and name the record
+        they supersede. A record with a request under this notice is not asked again; one whose
+        request is still pending under an older notice gets a new request superseding that
+        pending one, which can then only be refused (giving it raises NoticeChanged).
         """
         notice.validate()
         if notice.notice_id != notice_id:
@@ -353,22 +408,15 @@ class ConsentStore:
                 for r in rows
                 if (r.notice_version, r.notice_sha256) != (notice.version, notice.content_sha256)
             ]
-            already = {
-                r.supersedes
-                for r in conn.execute(
-                    sa.select(t.records.c.supersedes).where(
-                        t.records.c.supersedes.in_([r.record_id for r in stale] or [0])
-                    )
-                )
-            }
-            todo = [r for r in stale if r.record_id not in already]
-            bump_subjects(conn, [r.subject for r in todo], now)
+            targets = _request_targets(conn, [r.record_id for r in stale], notice)
+            todo = [(r, targets[r.record_id]) for r in stale if r.record_id in targets]
+            bump_subjects(conn, [r.subject for r, _ in todo], now)
             now = self.clock()
             writes = _Writes(eventlog.open_for_append(conn))
             out: list[EventReceipt] = []
-            for row in todo:
+            for row, supersedes in todo:
                 terms = _terms_from_row(row).with_notice(notice)
-                out.extend(self._insert_new(writes, terms, Status.REQUESTED, now, supersedes=row.record_id))
+                out.extend(self._insert_new(writes, terms, Status.REQUESTED, now, supersedes=supersedes))
             writes.flush(conn)
             return out
 
@@ -478,6 +526,7 @@ class ConsentStore:
         notice: Notice | None = None,
         reason: str | None = None,
         end_superseded: bool = False,
+        latest_only: bool = False,
     ) -> list[EventReceipt]:
         with self.engine.begin() as conn:
             owner = conn.execute(
@@ -491,6 +540,8 @@ class ConsentStore:
             if state is None:
                 raise ConsentNotFound("no such consent record")
             events = plan_transition(state, status, now, valid_until_ns=valid_until_ns, notice=notice)
+            if latest_only and _has_successor(conn, record_id):
+                raise NoticeChanged("a newer notice was published; answer its request instead")
             writes = _Writes(eventlog.open_for_append(conn))
             out = self._append(writes, state, events, new=False, reason=reason)
             if end_superseded:
@@ -501,20 +552,29 @@ class ConsentStore:
     def _end_superseded(
         self, conn: sa.Connection, writes: _Writes, record_id: int, now: int
     ) -> list[EventReceipt]:
-        """Withdraw the record a just-answered request supersedes, if it still permits processing."""
-        supersedes = conn.execute(
-            sa.select(t.records.c.supersedes).where(t.records.c.record_id == record_id)
-        ).scalar_one_or_none()
-        if supersedes is None:
-            return []
-        old = self._load_state(conn, supersedes)
-        if old is None:
-            return []
-        current = effective_status(old, now)
-        if current is None or not current.permits_processing:
-            return []
-        events = plan_transition(old, Status.WITHDRAWN, now)
-        return self._append(writes, old, events, new=False, reason=SUPERSEDED_REASON)
+        """Withdraw the record a just-answered request replaces, if it still permits processing.
+
+        Follows the chain back through requests left pending by a later notice version to the
+        record that was actually active.
+        """
+        current_id = record_id
+        for _ in range(MAX_CHAIN):
+            supersedes = conn.execute(
+                sa.select(t.records.c.supersedes).where(t.records.c.record_id == current_id)
+            ).scalar_one_or_none()
+            if supersedes is None:
+                return []
+            old = self._load_state(conn, supersedes)
+            if old is None:
+                return []
+            current = effective_status(old, now)
+            if current is not None and current.permits_processing:
+                events = plan_transition(old, Status.WITHDRAWN, now)
+                return self._append(writes, old, events, new=False, reason=SUPERSEDED_REASON)
+            if current != Status.REQUESTED:
+                return []
+            current_id = supersedes
+        return []
 
     def _load_state(self, conn: sa.Connection, record_id: int) -> RecordState | None:
         row = conn.execute(sa.select(t.records).where(t.records.c.record_id == record_id)).first()

@@ -539,7 +539,9 @@ def publish_notice(
     """A changed notice starts a new request: every record still permitting processing under an
     older version (or content) of notice `id` gets one `requested` record with the same terms
     under this version, naming the record it supersedes. Publishing the same version again
-    creates nothing. The old records keep their scope until the citizen answers."""
+    creates nothing; a request still pending under an older version is superseded by the new
+    one (giving it is then 409 `notice-changed`). The old records keep their scope until the
+    citizen answers."""
     notice = _notice(body)
     with _problems():
         receipts = _store(engine, keys, clock).change_notice(

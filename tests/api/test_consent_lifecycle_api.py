@@ -361,3 +361,46 @@ def test_unknown_ids_and_scopes(client: TestClient, app: FastAPI, clock: Clock, 
     published = client.post("/consent/notices", json=notice_json(NOTICE_V2), headers=admin)
     assert published.status_code == 200 and published.json()["requests"] == []
     assert event_count(app) == 0
+
+
+def test_a_newer_notice_supersedes_a_pending_request(
+    city: City, client: TestClient, app: FastAPI, clock: Clock
+) -> None:
+    clock.now = T0 + 11 * MIN
+    (v2,) = city.publish(NOTICE_V2)
+    notice_v3 = Notice(NOTICE.notice_id, "3", "cd" * 32)
+    (v3,) = city.publish(notice_v3)
+    assert city.publish(notice_v3) == []
+    assert city.record(v3["record_id"])["supersedes"] == v2["record_id"]
+    pending = client.get("/consent/records", params={"status": "requested"}, headers=city.alice()).json()
+    assert {r["id"] for r in pending["records"]} == {v2["record_id"], v3["record_id"]}
+
+    # the stale request cannot be given any more, even under its own notice
+    before = event_count(app)
+    stale = client.post(
+        f"/consent/records/{v2['record_id']}/give",
+        json={"notice": notice_json(NOTICE_V2)},
+        headers=city.alice(),
+    )
+    assert stale.status_code == 409 and stale.json()["type"].endswith("notice-changed")
+    assert event_count(app) == before
+
+    clock.now = T0 + 12 * MIN
+    given = client.post(
+        f"/consent/records/{v3['record_id']}/give",
+        json={"notice": notice_json(notice_v3)},
+        headers=city.alice(),
+    )
+    assert given.status_code == 200, given.text
+    assert [(r["record_id"], r["status"]) for r in given.json()["receipts"]] == [
+        (v3["record_id"], "given"),
+        (city.record_id, "withdrawn"),
+    ]
+    check_receipts(client, app, city.alice(), given.json()["receipts"])
+    # the stale request can still be answered no; that ends nothing else
+    refused = client.post(f"/consent/records/{v2['record_id']}/refuse", headers=city.alice())
+    assert refused.status_code == 200, refused.text
+    assert [r["status"] for r in refused.json()["receipts"]] == ["refused"]
+    assert city.record(v3["record_id"])["permits_processing"]
+    clock.now = T0 + 20 * MIN
+    assert city.send(13) == (1, 0)
