@@ -176,6 +176,9 @@ def test_changed_notice_starts_a_new_request(store: ConsentStore, clock: Clock) 
     )
     store.accept(new.record_id, subject="pseudo-alice")
     assert store.get(new.record_id).permits_processing
+    # giving under the new notice ends the record it replaces: one active record per consent
+    assert store.get(old.record_id).status == Status.WITHDRAWN
+    assert not store.get(old.record_id).permits_processing
 
 
 def test_invalid_terms_change_nothing(store: ConsentStore, clock: Clock) -> None:
