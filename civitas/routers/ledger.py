@@ -22,12 +22,12 @@ import binascii
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from civitas.auth import PUBLIC_CLIENT_IDS, Principal, current_principal, require_scope
+from civitas.auth import PUBLIC_CLIENT_IDS, Principal, require_scope
 from civitas.errors import ProblemError
 from ledger import (
     AMOUNT_MAX,
@@ -55,18 +55,6 @@ router = APIRouter(prefix="/ledger", tags=["ledger"])
 
 ReaderDep = Annotated[Principal, require_scope("ledger:read")]
 WriterDep = Annotated[Principal, require_scope("ledger:write")]
-_check_write_scope = require_scope("ledger:write").dependency
-
-
-async def _writer_on_loop(request: Request) -> Principal:
-    """`WriterDep` checked on the event loop: token verification is CPU-bound (one Ed25519
-    signature check; a registered client adds one primary-key lookup), so it costs less inline
-    than two thread-pool hops. Same checks, same errors."""
-    principal: Principal = _check_write_scope(current_principal(request))
-    return principal
-
-
-HotWriterDep = Annotated[Principal, Depends(_writer_on_loop)]
 DeviceDep = Annotated[Principal, require_scope("ledger:pay")]
 
 CITIZEN_CODE = 1
@@ -482,7 +470,7 @@ def _check_ownership(led: Ledger, principal: Principal, transfers: list[Transfer
     summary="Create a batch of transfers (idempotent ids; one result per event, in order)",
     responses={413: {"description": "more than 8190 transfers"}},
 )
-async def create_transfers(body: TransfersIn, principal: HotWriterDep, request: Request) -> TransfersOut:
+async def create_transfers(body: TransfersIn, principal: WriterDep, request: Request) -> TransfersOut:
     if len(body.transfers) > BATCH_MAX:
         raise ProblemError(
             413, "batch-too-large", "Batch too large", f"at most {BATCH_MAX} transfers per batch"
