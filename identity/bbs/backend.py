@@ -57,6 +57,13 @@ class Backend(abc.ABC):
     def g1_msm(self, points: Sequence[G1], scalars: Sequence[int]) -> G1:
         """sum(points[i] * scalars[i]); the lists have equal length."""
 
+    def g1_precompute(self, p: G1) -> None:
+        """Hint that ``p`` (a generator) is a base of many later :meth:`g1_msm` calls.
+
+        A backend may build a fixed-base table for it; results never change. Default: nothing.
+        """
+        return None
+
     @abc.abstractmethod
     def g1_is_identity(self, p: G1) -> bool: ...
 

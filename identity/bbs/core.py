@@ -187,6 +187,7 @@ class Ciphersuite:
                 i = len(stream.points) + 1
                 stream.v = self._expand(stream.v + i2osp(i, 8), seed_dst, EXPAND_LEN)
                 point = self.hash_to_curve_g1(stream.v, generator_dst)
+                self.backend.g1_precompute(point)
                 stream.points.append(point)
                 stream.octets.append(self.backend.g1_to_bytes(point))
             return stream
@@ -592,9 +593,7 @@ class Ciphersuite:
             return False
         # The pairing check does not depend on the challenge: start it now (on backends that
         # can run it concurrently) and recompute the challenge meanwhile.
-        pairing_ok = self.backend.pairing_product_is_one_async(
-            [(proof_res.Abar, W), (proof_res.Bbar, self._neg_bp2)]
-        )
+        pairing_ok = self.pairing_check_abar_bbar_async(proof_res.Abar, proof_res.Bbar, W)
         try:
             init_res = self.proof_verify_init(
                 pk, proof_res, generators, header, disclosed_messages, disclosed_indexes, api_id
@@ -610,6 +609,10 @@ class Ciphersuite:
     def pairing_check_abar_bbar(self, Abar: Any, Bbar: Any, W: Any) -> bool:
         """e(Abar, W) * e(Bbar, -BP2) == Identity_GT."""
         return self.backend.pairing_product_is_one([(Abar, W), (Bbar, self._neg_bp2)])
+
+    def pairing_check_abar_bbar_async(self, Abar: Any, Bbar: Any, W: Any) -> Callable[[], bool]:
+        """Start :meth:`pairing_check_abar_bbar`; the returned callable waits for the answer."""
+        return self.backend.pairing_product_is_one_async([(Abar, W), (Bbar, self._neg_bp2)])
 
 
 def _check_ascending(indexes: Sequence[int], length: int) -> None:

@@ -33,6 +33,7 @@ Generators raise ``ValueError``; ``verify_with_nym`` and ``proof_verify_with_nym
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from . import _blind_core as bc
@@ -323,18 +324,21 @@ def proof_verify_with_nym(
         scalars = suite.messages_to_scalars([*msgs, *cmsgs], aid)
         proof_res = suite.octets_to_proof(proof)
         w = suite.octets_to_pubkey(pk)
-        init_res = suite.proof_verify_init(
-            pk, proof_res, generators, _nym_header(header, n), scalars, indexes, aid
-        )
-        op, z = _context_point(suite, context_id)
-        nym_hats = proof_res.commitments[-n:]
-        u_v = be.g1_msm([op, nym], [_poly_eval(nym_hats, z), (-proof_res.challenge) % CURVE_ORDER])
-        if be.g1_is_identity(u_v):
-            return False
-        challenge = _challenge(suite, init_res, scalars, indexes, ph, nym, u_v, context_id, aid)
-        if challenge != proof_res.challenge:
-            return False
-        return suite.pairing_check_abar_bbar(proof_res.Abar, proof_res.Bbar, w)
+        # the pairing check does not depend on the challenge: start it first (see core_proof_verify)
+        pairing_ok = suite.pairing_check_abar_bbar_async(proof_res.Abar, proof_res.Bbar, w)
+        try:
+            init_res = suite.proof_verify_init(
+                pk, proof_res, generators, _nym_header(header, n), scalars, indexes, aid
+            )
+            op, z = _context_point(suite, context_id)
+            nym_hats = proof_res.commitments[-n:]
+            u_v = be.g1_msm([op, nym], [_poly_eval(nym_hats, z), (-proof_res.challenge) % CURVE_ORDER])
+            challenge_ok = not be.g1_is_identity(u_v) and proof_res.challenge == _challenge(
+                suite, init_res, scalars, indexes, ph, nym, u_v, context_id, aid
+            )
+        finally:
+            pairing = pairing_ok()
+        return challenge_ok and pairing
     except (ValueError, TypeError, OverflowError):
         return False
 
@@ -401,12 +405,16 @@ def _layout(
     )
 
 
+@lru_cache(maxsize=256)
 def _context_point(suite: Ciphersuite, context_id: bytes) -> tuple[G1, int]:
-    """OP = hash_to_curve_g1(context_id, api_id) and z = hash_to_scalar(context_id, api_id || VECT_NYM_SECRETS)."""
+    """OP = hash_to_curve_g1(context_id, api_id) and z = hash_to_scalar(context_id, api_id || VECT_NYM_SECRETS).
+
+    Cached: a verifier checks many proofs for its one context, so OP also gets a fixed-base table.
+    """
     aid = api_id(suite)
-    return suite.hash_to_curve_g1(context_id, aid), suite.hash_to_scalar(
-        context_id, aid + NYM_SECRETS_DST_SUFFIX
-    )
+    op = suite.hash_to_curve_g1(context_id, aid)
+    suite.backend.g1_precompute(op)
+    return op, suite.hash_to_scalar(context_id, aid + NYM_SECRETS_DST_SUFFIX)
 
 
 def _poly_eval(coefficients: Sequence[int], z: int) -> int:

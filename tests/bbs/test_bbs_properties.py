@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 
@@ -180,3 +181,62 @@ def test_concurrent_verification(backend: str) -> None:
 
     with ThreadPoolExecutor(6) as pool:
         assert all(pool.map(check, range(12 if backend == "arkworks" else 4)))
+
+
+_EDGE_SCALARS = [0, 1, 127, 128, 129, 255, 256, (1 << 255) - 1, R - 1, R - 128, 128 << 248, R + 5]
+
+
+@pytest.mark.skipif("arkworks" not in BACKENDS, reason="needs the arkworks backend")
+@settings(max_examples=25, deadline=None)
+@given(
+    scalars=st.lists(
+        st.one_of(st.sampled_from(_EDGE_SCALARS), st.integers(min_value=0, max_value=(1 << 256) - 1)),
+        min_size=1,
+        max_size=5,
+    ),
+    tabled=st.lists(st.booleans(), min_size=5, max_size=5),
+)
+def test_fixed_base_tables_match_plain_msm(scalars: list[int], tabled: list[bool]) -> None:
+    """A multi-scalar multiplication gives the same point whether its bases have tables or not."""
+    from identity.bbs import _arkworks
+
+    be = _fixed_base_backend()
+    assert len(be._tables) == 5  # type: ignore[attr-defined]
+    plain = _arkworks.ArkworksBackend(parallel=False)
+    bases = [p for p, t in zip(_TABLE_BASES, tabled, strict=True) if t][: len(scalars)]
+    bases += [be.g1_mul(be.g1_generator(), 1000 + i) for i in range(len(scalars) - len(bases))]
+    expected = plain.g1_identity()
+    for p, k in zip(bases, scalars, strict=True):
+        expected = plain.g1_add(expected, plain.g1_mul(p, k))
+    assert be.g1_eq(be.g1_msm(bases, scalars), expected)
+    assert be.g1_eq(plain.g1_msm(bases, scalars), expected)
+
+
+_TABLE_BASES: list[object] = []
+
+
+@functools.cache
+def _fixed_base_backend() -> bbs.Backend:
+    from identity.bbs import _arkworks
+
+    be = _arkworks.ArkworksBackend(parallel=False)
+    _TABLE_BASES.extend(be.g1_mul(be.g1_generator(), 7 + i) for i in range(5))
+    for p in _TABLE_BASES:
+        be.g1_precompute(p)
+    return be
+
+
+@pytest.mark.skipif("arkworks" not in BACKENDS, reason="needs the arkworks backend")
+def test_fixed_base_tables_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity.bbs import _arkworks
+
+    monkeypatch.setattr(_arkworks, "MAX_FIXED_BASE_TABLES", 2)
+    be = _arkworks.ArkworksBackend(parallel=False)
+    points = [be.g1_mul(be.g1_generator(), 3 + i) for i in range(3)]
+    for p in points:
+        be.g1_precompute(p)
+    assert len(be._tables) == 2
+    # the untabled third base still multiplies correctly alongside the tabled ones
+    got = be.g1_msm(points, [5, R - 1, 2**200 + 9])
+    want = be.g1_mul(be.g1_generator(), (3 * 5 + 4 * (R - 1) + 5 * (2**200 + 9)) % R)
+    assert be.g1_eq(got, want)
