@@ -17,11 +17,19 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Final
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.signing
+from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from joserfc import jws
 from joserfc._rfc7515.model import JWSAlgModel  # the documented base for custom algorithms
-from joserfc.errors import JoseError, MissingAlgorithmError, UnsupportedAlgorithmError
+from joserfc.errors import (
+    InvalidKeyCurveError,
+    JoseError,
+    MissingAlgorithmError,
+    UnsupportedAlgorithmError,
+)
 from joserfc.jwk import ECKey, OKPKey, import_key
 from joserfc.jws import JWSRegistry
 
@@ -44,7 +52,8 @@ Key = ECKey | OKPKey
 
 _EDDSA_ALGS: Final = ("EdDSA", "Ed25519")
 _ES256_ALGS: Final = ("ES256",)
-_B64U_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_B64U_ALPHABET: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64U_TO_STD: Final = bytes.maketrans(b"-_", b"+/")
 _CACHE_LIMIT: Final = 4096
 
 # joserfc flags the polymorphic "EdDSA" name (RFC 9864 prefers "Ed25519"); SD-JWT VC, OID4VCI and
@@ -74,41 +83,45 @@ class _SodiumEd25519(JWSAlgModel):
     def __init__(self, name: str) -> None:
         self.name = name
 
+    def check_key(self, key: OKPKey) -> None:
+        super().check_key(key)
+        if key.curve_name != "Ed25519":
+            raise InvalidKeyCurveError(f"Key for '{self.name}' not supported, only 'Ed25519' allowed")
+
     def sign(self, msg: bytes, key: OKPKey) -> bytes:
-        signer = _nacl_keys(key)[1]
-        if signer is None:
-            raise JoseFailure("signing needs a private key")
-        return bytes(signer.sign(msg).signature)
+        return bytes(_nacl_signer(key).sign(msg).signature)
 
     def verify(self, msg: bytes, sig: bytes, key: OKPKey) -> bool:
+        # get_op_key enforces the JWK's use/key_ops like joserfc's own algorithms do
+        public = key.get_op_key("verify")
+        if len(sig) != nacl.bindings.crypto_sign_BYTES or not isinstance(public, Ed25519PublicKey):
+            return False
         try:
-            _nacl_keys(key)[0].verify(msg, sig)
-        except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+            nacl.bindings.crypto_sign_open(sig + msg, public.public_bytes_raw())
+        except nacl.exceptions.BadSignatureError:
             return False
         return True
 
 
-_NaclPair = tuple[nacl.signing.VerifyKey, nacl.signing.SigningKey | None]
-# joserfc keys are unhashable; index by id() and keep a weak reference to detect reuse of an id.
-_NACL: dict[int, tuple[weakref.ref[OKPKey], _NaclPair]] = {}
-_NACL_LOCK = threading.Lock()
+# Deriving a libsodium signing key costs a scalar multiplication; signers are long-lived, so they
+# are kept per joserfc key object (unhashable: indexed by id() with a weak reference against reuse).
+_SIGNERS: dict[int, tuple[weakref.ref[OKPKey], nacl.signing.SigningKey]] = {}
+_SIGNERS_LOCK = threading.Lock()
 
 
-def _nacl_keys(key: OKPKey) -> _NaclPair:
-    hit = _NACL.get(id(key))
+def _nacl_signer(key: OKPKey) -> nacl.signing.SigningKey:
+    hit = _SIGNERS.get(id(key))
     if hit is not None and hit[0]() is key:
         return hit[1]
-    data = key.as_dict(private=key.is_private)
-    if data.get("crv") != "Ed25519":
-        raise JoseFailure("only Ed25519 OKP keys are supported")
-    verify_key = nacl.signing.VerifyKey(b64u_decode(str(data["x"])))
-    signer = nacl.signing.SigningKey(b64u_decode(str(data["d"]))) if "d" in data else None
-    pair = (verify_key, signer)
-    with _NACL_LOCK:
-        if len(_NACL) >= _CACHE_LIMIT:
-            _NACL.clear()
-        _NACL[id(key)] = (weakref.ref(key), pair)
-    return pair
+    private = key.get_op_key("sign")
+    if not isinstance(private, Ed25519PrivateKey):
+        raise JoseFailure("signing needs an Ed25519 private key")
+    signer = nacl.signing.SigningKey(private.private_bytes_raw())
+    with _SIGNERS_LOCK:
+        if len(_SIGNERS) >= _CACHE_LIMIT:
+            _SIGNERS.clear()
+        _SIGNERS[id(key)] = (weakref.ref(key), signer)
+    return signer
 
 
 class _Registry(JWSRegistry):
@@ -132,11 +145,15 @@ def b64u_encode(data: bytes) -> str:
 
 def b64u_decode(text: str) -> bytes:
     """Strict base64url without padding (RFC 7515 section 2)."""
-    if not isinstance(text, str) or len(text) % 4 == 1 or not _B64U_CHARS.issuperset(text):
+    if not isinstance(text, str) or len(text) % 4 == 1 or not text.isascii():
+        raise JoseFailure("invalid base64url")
+    data = text.encode("ascii")
+    # delete every alphabet byte: anything left ('=', '+', '/', whitespace, ...) is not base64url
+    if data.translate(None, _B64U_ALPHABET):
         raise JoseFailure("invalid base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
+        return binascii.a2b_base64(data.translate(_B64U_TO_STD) + b"=" * (-len(data) % 4), strict_mode=True)
+    except binascii.Error as exc:
         raise JoseFailure("invalid base64url") from exc
 
 
@@ -147,6 +164,9 @@ class _KeyCache:
         self._limit = limit
         self._items: OrderedDict[object, Key] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def get(self, jwk: Mapping[str, Any]) -> Key:
         try:
@@ -170,13 +190,35 @@ class _KeyCache:
         return key
 
 
+def _coordinate(jwk: Mapping[str, Any], name: str) -> bytes:
+    """A 32-byte public key member: full length (RFC 7518 6.2.1.2, RFC 8037 2), canonical base64url."""
+    text = jwk.get(name)
+    if not isinstance(text, str) or len(text) != 43:
+        raise JoseFailure(f"invalid JWK: '{name}' must be 32 bytes of base64url")
+    raw = b64u_decode(text)
+    if b64u_encode(raw) != text:  # non-zero trailing bits: another spelling of the same bytes
+        raise JoseFailure(f"invalid JWK: '{name}' is not canonical base64url")
+    return raw
+
+
 def _import(jwk: Mapping[str, Any]) -> Key:
     kty, crv = jwk.get("kty"), jwk.get("crv")
     if not ((kty == "OKP" and crv == "Ed25519") or (kty == "EC" and crv == "P-256")):
         raise JoseFailure(f"unsupported key type {kty!r}/{crv!r}: only OKP Ed25519 and EC P-256")
     try:
-        key = import_key(dict(jwk))
-    except (JoseError, ValueError, TypeError) as exc:
+        if "d" in jwk:
+            key = import_key(dict(jwk))
+        elif kty == "OKP":
+            # joserfc's dict import re-validates the JWK and goes through Python integers; building
+            # the public key from its raw bytes is several times cheaper, and the key object below
+            # still validates every JWK member (use, key_ops, alg, ...) as an import would.
+            key = OKPKey(Ed25519PublicKey.from_public_bytes(_coordinate(jwk, "x")), dict(jwk))
+        else:
+            point = b"\x04" + _coordinate(jwk, "x") + _coordinate(jwk, "y")
+            key = ECKey(EllipticCurvePublicKey.from_encoded_point(SECP256R1(), point), dict(jwk))
+    except (JoseError, ValueError, TypeError) as exc:  # includes "point not on the curve"
+        if isinstance(exc, JoseFailure):
+            raise
         raise JoseFailure(f"invalid JWK: {exc}") from exc
     if not isinstance(key, ECKey | OKPKey):
         raise JoseFailure("unsupported key type")
