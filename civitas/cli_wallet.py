@@ -24,7 +24,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from identity.wallet import Wallet, WalletError
+from identity.wallet import Wallet, WalletError, parse_authorization_request
 
 console = Console(emoji=False, highlight=False)
 err_console = Console(stderr=True, emoji=False, highlight=False)
@@ -64,15 +64,6 @@ def _offer_from(text: str) -> dict[str, Any]:
     if not isinstance(offer, dict):
         raise WalletError("a credential offer is a JSON object")
     return offer
-
-
-def _request_uri(text: str) -> str:
-    if text.startswith("openid4vp://"):
-        values = urllib.parse.parse_qs(urllib.parse.urlparse(text).query).get("request_uri")
-        if not values:
-            raise WalletError("the link carries no request_uri")
-        return values[0]
-    return text
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -116,12 +107,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_present(args: argparse.Namespace) -> int:
     wallet = _open(args)
-    request = wallet.fetch_request(_request_uri(args.request))
+    request_uri, client_id = parse_authorization_request(args.request)
+    # Only a Request Object signed by the verifier's did:key is accepted (see specs/wallet.md).
+    request = wallet.fetch_request(request_uri, client_id=client_id)
     items = wallet.preview(request)
     if not items:
         err_console.print("no credential in this wallet satisfies the request")
         return 1
-    console.print(f"[bold]{request.get('client_id')}[/bold] asks for:")
+    console.print(f"[bold]{request['client_id']}[/bold] (signature verified) asks for:")
     for item in items:
         console.print(f"  from {item.vct} ({item.unused_copies} unused copies):")
         for name, value in item.disclosed.items():

@@ -1,7 +1,9 @@
 """OpenID4VP 1.0 verifier core: DCQL requests, ``direct_post`` responses, decisions, trusted issuers.
 
-A request carries a fresh ``nonce`` (192 bits) and ``state``; the wallet answers once at the
-``response_uri`` with a ``vp_token`` (an object mapping each credential query id to a list of
+A request carries a fresh ``nonce`` (192 bits) and ``state``. Wallets fetch it from its
+``request_uri`` as a Request Object signed with the verifier's Ed25519 key; the Client Identifier
+is ``decentralized_identifier:<did:key>`` (see :mod:`identity.request_object`). The wallet answers
+once at the ``response_uri`` with a ``vp_token`` (an object mapping each credential query id to a list of
 presentations). The verifier checks every presentation (trusted issuer allowed to issue that
 ``vct``, strict SD-JWT verification with this verifier's ``client_id`` as audience and the request
 nonce, token status), checks the disclosed claims satisfy the DCQL query, applies the eligibility
@@ -21,7 +23,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from identity import dcql, did_key, eligibility, jose, sdjwt, status_list
+from identity import dcql, did_key, eligibility, jose, request_object, sdjwt, status_list
 from identity import tables as t
 from identity.sql import Clock, system_clock_ns
 
@@ -241,13 +243,14 @@ class EligibilityRules:
 class VerifierConfig:
     response_uri: str  # where wallets POST (direct_post)
     request_uri_base: str  # request objects are served at f"{request_uri_base}/{request_id}"
-    client_id: str | None = None  # default: "redirect_uri:" + response_uri
+    signing_jwk: Mapping[str, Any] = field(repr=False)  # private Ed25519 JWK: signs request objects
     request_ttl_s: int = 300
     kb_max_age_s: int = 300
 
     @property
     def effective_client_id(self) -> str:
-        return self.client_id or f"redirect_uri:{self.response_uri}"
+        """``decentralized_identifier:did:key:z6Mk…``: the audience wallets bind presentations to."""
+        return request_object.client_id_for(self.signing_jwk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +359,8 @@ class Verifier:
     ) -> None:
         self.engine = engine
         self.config = config
+        # Fails now, not at the first request, when the key cannot identify a signing client.
+        self.client_id = config.effective_client_id
         self.issuers = issuers
         self.rules = rules
         self.status_checker = status_checker
@@ -438,9 +443,9 @@ class Verifier:
         return None if row is None else _row_to_request(row)
 
     def request_object(self, request: PresentationRequest) -> dict[str, Any]:
-        """The OpenID4VP Authorization Request the wallet fetches (by value; unsigned)."""
+        """The Authorization Request parameters (what :meth:`signed_request_object` signs)."""
         obj: dict[str, Any] = {
-            "client_id": self.config.effective_client_id,
+            "client_id": self.client_id,
             "response_type": "vp_token",
             "response_mode": "direct_post",
             "response_uri": self.config.response_uri,
@@ -460,6 +465,16 @@ class Verifier:
         if request.pseudonym_context is not None:
             obj["pseudonym_context"] = request.pseudonym_context
         return obj
+
+    def signed_request_object(self, request: PresentationRequest) -> str:
+        """The Request Object served at ``request_uri`` (``application/oauth-authz-req+jwt``)."""
+        now_s = self.clock() // NS
+        return request_object.sign_request(
+            self.request_object(request),
+            self.config.signing_jwk,
+            iat=now_s,
+            exp=max(request.expires_ns // NS, now_s + 1),
+        )
 
     def request_uri(self, request: PresentationRequest) -> str:
         return f"{self.config.request_uri_base}/{request.id_hex}"
@@ -484,7 +499,7 @@ class Verifier:
             verified = sdjwt.verify(
                 text,
                 issuer_jwk=issuer_jwk,
-                expected_audience=self.config.effective_client_id,
+                expected_audience=self.client_id,
                 expected_nonce=request.nonce,
                 require_key_binding=cq.require_cryptographic_holder_binding,
                 now=self.clock() // NS,
@@ -517,7 +532,7 @@ class Verifier:
             verified = bc.verify_presentation(
                 text,
                 issuer_public_key=did_key.decode(trusted.bbs_did).public_key,
-                expected_audience=self.config.effective_client_id,
+                expected_audience=self.client_id,
                 expected_nonce=request.nonce,
                 expected_context=request.pseudonym_context,
                 now=self.clock() // NS,

@@ -9,6 +9,10 @@ Copies: credentials arrive in batches (one SD-JWT per fresh holder key). A prese
 unused copy and marks it used, so two presentations never share an issuer signature, a holder key
 or a status index. When every copy is used the wallet refuses (``allow_reuse=True`` overrides).
 
+Requests: an OpenID4VP request enters the wallet only through :meth:`Wallet.fetch_request` (or
+:meth:`Wallet.verify_request` for a Request Object passed by value), which accept nothing but a
+Request Object signed by the verifier's did:key (:mod:`identity.request_object`).
+
 HTTP (OpenID4VCI receive, OpenID4VP direct_post) goes through an injected ``httpx.Client``.
 """
 
@@ -19,6 +23,7 @@ import json
 import os
 import secrets
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +35,16 @@ import nacl.exceptions
 import nacl.pwhash.argon2id as argon2id
 import nacl.secret
 
-from identity import dcql, issuer, jose, sdjwt
+from identity import dcql, issuer, jose, request_object, sdjwt
 
-__all__ = ["PreviewItem", "StoredCopy", "StoredCredential", "Wallet", "WalletError"]
+__all__ = [
+    "PreviewItem",
+    "StoredCopy",
+    "StoredCredential",
+    "Wallet",
+    "WalletError",
+    "parse_authorization_request",
+]
 
 FORMAT_TAG: Final = "civitas-wallet"
 VERSION: Final = 1
@@ -113,6 +125,26 @@ class PreviewItem:
     issuer: str | None
     disclosed: dict[str, Any]
     unused_copies: int
+
+
+def parse_authorization_request(text: str) -> tuple[str, str | None]:
+    """``(request_uri, client_id)`` of an ``openid4vp://`` link (QR code); a bare URL is its own
+    request_uri (then the Request Object's own signed ``client_id`` is all there is to check)."""
+    if not text.startswith("openid4vp:"):
+        return text, None
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(text).query)
+    uris, client_ids = query.get("request_uri", []), query.get("client_id", [])
+    if len(uris) != 1 or len(client_ids) > 1:
+        raise WalletError("the link must carry exactly one request_uri")
+    return uris[0], client_ids[0] if client_ids else None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        return parts.scheme, (parts.hostname or "").lower(), parts.port
+    except ValueError as exc:  # a port that is not a number
+        raise WalletError("malformed URL in the presentation request") from exc
 
 
 def _derive_key(passphrase: str, salt: bytes, opslimit: int, memlimit: int) -> bytes:
@@ -510,7 +542,10 @@ class Wallet:
         if scope is not None:
             body["scope"] = scope
         session = self._json(http.post(f"{base}/identity/citizen-sessions", json=body), "sign-in")
-        self.respond(self.fetch_request(session["request_uri"]))
+        request_uri, client_id = parse_authorization_request(str(session["authorization_request_uri"]))
+        if request_uri != session["request_uri"]:
+            raise WalletError("sign-in: the link and the request_uri disagree")
+        self.respond(self.fetch_request(request_uri, client_id=client_id))
         return self._json(
             http.post(
                 f"{base}/identity/citizen-sessions/{session['id']}/token",
@@ -519,8 +554,33 @@ class Wallet:
             "sign-in token",
         )
 
-    def fetch_request(self, request_uri: str) -> dict[str, Any]:
-        return self._json(self._client().get(request_uri), "presentation request")
+    def verify_request(
+        self, token: str, *, client_id: str | None = None, request_uri: str | None = None
+    ) -> dict[str, Any]:
+        """Verify a signed Request Object; returns its parameters (see identity.request_object).
+
+        ``client_id`` is the one the authorization request (link or QR code) carried;
+        ``request_uri`` where the object came from: the answer must go to the same origin.
+        """
+        try:
+            params = request_object.verify_request(token, now=self.clock(), expected_client_id=client_id)
+        except request_object.RequestObjectError as exc:
+            raise WalletError(f"presentation request refused: {exc}") from exc
+        if request_uri is not None and _origin(str(params["response_uri"])) != _origin(request_uri):
+            raise WalletError("presentation request refused: response_uri is on another origin")
+        return params
+
+    def fetch_request(self, request_uri: str, *, client_id: str | None = None) -> dict[str, Any]:
+        """GET the signed Request Object (RFC 9101) and verify it; an unsigned request is refused."""
+        response = self._client().get(request_uri, headers={"Accept": request_object.MEDIA_TYPE})
+        if response.status_code >= 400:
+            self._json(response, "presentation request")  # raises with the verifier's error code
+        media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != request_object.MEDIA_TYPE:
+            raise WalletError(
+                f"presentation request refused: expected {request_object.MEDIA_TYPE}, got {media_type!r}"
+            )
+        return self.verify_request(response.text.strip(), client_id=client_id, request_uri=request_uri)
 
     def respond(self, request: Mapping[str, Any], *, allow_reuse: bool = False) -> dict[str, Any]:
         """Present and POST the vp_token to the request's response_uri (direct_post)."""

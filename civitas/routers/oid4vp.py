@@ -1,8 +1,9 @@
 """OpenID4VP 1.0 verifier endpoints (DCQL, direct_post), eligibility rules and trusted issuers.
 
 Agencies (OAuth2 clients with ``identity:verify``) create requests and read decisions; wallets
-fetch request objects and post responses without authentication (the request's nonce, state and
-the holder's key binding protect the exchange). The wallet-facing endpoints answer with OpenID4VP /
+fetch signed request objects and post responses without authentication (the request's signature,
+nonce and state and the holder's key binding protect the exchange). The service is the verifier:
+its Client Identifier is ``decentralized_identifier:`` + the did:key of the service key. The wallet-facing endpoints answer with OpenID4VP /
 RFC 6749 style errors; the agency endpoints with problem+json.
 """
 
@@ -14,12 +15,12 @@ from typing import Annotated, Any
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from civitas.auth import PUBLIC_CLIENT_IDS, Principal, require_scope, sign_jwt
 from civitas.errors import ProblemError
-from identity import eligibility, status_list
+from identity import eligibility, request_object, status_list
 from identity.issuer import BBS_FORMAT, Issuer
 from identity.sessions import CitizenSessions, SessionError
 from identity.verifier import (
@@ -80,6 +81,7 @@ def setup(app: FastAPI) -> None:
     config = VerifierConfig(
         response_uri=f"{base}/identity/presentation-responses",
         request_uri_base=f"{base}/identity/presentation-requests",
+        signing_jwk=issuer.config.signing_jwk,  # the service key; its did:key is the client_id
     )
     app.state.identity_trusted = trusted
     app.state.identity_rules = rules
@@ -103,6 +105,13 @@ def _problem(exc: VerifierError) -> ProblemError:
     return ProblemError(exc.status, exc.code.replace("_", "-"), "Request refused", exc.description)
 
 
+def _link(verifier: Verifier, request_uri: str) -> str:
+    """The openid4vp:// link (QR code content): client_id and request_uri only (RFC 9101)."""
+    return "openid4vp://?" + str(
+        httpx.QueryParams({"client_id": verifier.client_id, "request_uri": request_uri})
+    )
+
+
 def _hex_id(text: str) -> int:
     try:
         return uuid.UUID(hex=text).int
@@ -124,6 +133,7 @@ class PresentationRequestCreate(BaseModel):
 
 class PresentationRequestCreated(BaseModel):
     id: str
+    client_id: str = Field(description="the verifier: decentralized_identifier:did:key:…")
     request_uri: str
     authorization_request_uri: str = Field(description="openid4vp:// link or QR content for the wallet")
     expires_at: int
@@ -147,12 +157,11 @@ def create_presentation_request(
     except VerifierError as exc:
         raise _problem(exc) from exc
     uri = verifier.request_uri(created)
-    client_id = verifier.config.effective_client_id
-    link = "openid4vp://?" + httpx.QueryParams({"client_id": client_id, "request_uri": uri}).__str__()
     return PresentationRequestCreated(
         id=created.id_hex,
+        client_id=verifier.client_id,
         request_uri=uri,
-        authorization_request_uri=link,
+        authorization_request_uri=_link(verifier, uri),
         expires_at=created.expires_ns // 1_000_000_000,
         dcql_query=created.dcql_query,
     )
@@ -243,9 +252,15 @@ def _vp_error(status: int, error: str, description: str) -> JSONResponse:
 
 
 @router.get(
-    "/identity/presentation-requests/{request_id}", summary="Request object for the wallet (by value)"
+    "/identity/presentation-requests/{request_id}",
+    summary="Signed Request Object for the wallet (RFC 9101, application/oauth-authz-req+jwt)",
+    response_class=Response,
+    responses={
+        200: {"content": {request_object.MEDIA_TYPE: {"schema": {"type": "string"}}}},
+        404: {"description": "invalid_request_uri: unknown, expired or already answered"},
+    },
 )
-def get_request_object(request_id: str, request: Request) -> JSONResponse:
+def get_request_object(request_id: str, request: Request) -> Response:
     verifier = _verifier(request)
     try:
         rid = uuid.UUID(hex=request_id).int
@@ -254,7 +269,11 @@ def get_request_object(request_id: str, request: Request) -> JSONResponse:
     found = verifier.get_request(rid)
     if found is None or found.status != "pending":
         return _vp_error(404, "invalid_request_uri", "unknown or already answered request")
-    return JSONResponse(verifier.request_object(found), headers=NO_STORE)
+    if found.expires_ns <= verifier.clock():
+        return _vp_error(404, "invalid_request_uri", "this request expired")
+    return Response(
+        verifier.signed_request_object(found), media_type=request_object.MEDIA_TYPE, headers=NO_STORE
+    )
 
 
 @router.post(
@@ -296,6 +315,7 @@ class CitizenSessionCreate(BaseModel):
 class CitizenSessionCreated(BaseModel):
     id: str
     session_secret: str = Field(description="keep it; needed once to collect the token")
+    client_id: str = Field(description="the service as verifier: decentralized_identifier:did:key:…")
     request_uri: str
     authorization_request_uri: str
     expires_at: int
@@ -312,14 +332,12 @@ def start_citizen_session(body: CitizenSessionCreate, request: Request) -> Citiz
         raise ProblemError(400, exc.code.replace("_", "-"), "Sign-in refused", exc.description) from exc
     verifier = _verifier(request)
     uri = verifier.request_uri(session.request)
-    link = "openid4vp://?" + str(
-        httpx.QueryParams({"client_id": verifier.config.effective_client_id, "request_uri": uri})
-    )
     return CitizenSessionCreated(
         id=session.request.id_hex,
         session_secret=session.secret,
+        client_id=verifier.client_id,
         request_uri=uri,
-        authorization_request_uri=link,
+        authorization_request_uri=_link(verifier, uri),
         expires_at=session.request.expires_ns // 1_000_000_000,
     )
 

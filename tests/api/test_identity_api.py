@@ -18,7 +18,7 @@ from civitas.settings import Settings
 from identity import jose, sdjwt
 from identity import tables as t
 from identity.issuer import PRE_AUTH_GRANT, make_proof
-from identity.wallet import Wallet, WalletError
+from identity.wallet import Wallet, WalletError, parse_authorization_request
 
 from .conftest import BASE_URL, bearer
 
@@ -102,11 +102,24 @@ def test_issue_present_decide_end_to_end(
     assert created.status_code == 201, created.text
     req = created.json()
     assert req["authorization_request_uri"].startswith("openid4vp://?client_id=")
+    did = app.state.keys.current("service").did
+    assert req["client_id"] == f"decentralized_identifier:{did}"
     pending = client.get(f"/identity/presentation-requests/{req['id']}/result", headers=agency)
     assert pending.status_code == 202
 
-    request_object = wallet.fetch_request(req["request_uri"])
+    # the request object is a JWS signed by the service key (RFC 9101), never plain JSON
+    served = client.get(req["request_uri"])
+    assert served.headers["content-type"] == "application/oauth-authz-req+jwt"
+    header = json.loads(jose.b64u_decode(served.text.split(".")[0]))
+    assert header == {
+        "typ": "oauth-authz-req+jwt",
+        "alg": "EdDSA",
+        "kid": app.state.keys.current("service").kid,
+    }
+    request_uri, client_id = parse_authorization_request(req["authorization_request_uri"])
+    request_object = wallet.fetch_request(request_uri, client_id=client_id)
     assert request_object["response_mode"] == "direct_post"
+    assert request_object["aud"] == "https://self-issued.me/v2" and request_object["iss"] == client_id
     (item,) = wallet.preview(request_object)
     assert item.disclosed == {"resident_of": "civitas", "age_over_65": True}
     assert wallet.respond(request_object) == {}

@@ -14,9 +14,11 @@ from identity.verifier import EligibilityRules, TrustedIssuers, Verifier, Verifi
 from .issuer_support import ISSUER_ID, RAW_CLAIMS, RESIDENT_VCT, FakeClock, make_issuer
 
 AGENCY = "transit-agency"
+VERIFIER_KEY = jose.generate_ed25519()
 CONFIG = VerifierConfig(
     response_uri="https://city.example/identity/presentation-responses",
     request_uri_base="https://city.example/identity/presentation-requests",
+    signing_jwk=VERIFIER_KEY,
 )
 AUD = CONFIG.effective_client_id
 

@@ -19,6 +19,7 @@ from identity.wallet import Wallet, WalletError
 from .issuer_support import ISSUER_ID, RAW_CLAIMS, RESIDENT_VCT, FakeClock, make_issuer
 
 SENIOR = 'senior_fare = resident_of == "civitas" and age_over_65'
+VERIFIER_KEY = jose.generate_ed25519()
 
 
 def _wallet(tmp_path: Path, http: httpx.Client | None = None, clock: FakeClock | None = None) -> Wallet:
@@ -70,7 +71,11 @@ def _verifier(engine: sa.Engine, clock: FakeClock, issuer: Any) -> Verifier:
     trusted.register(ISSUER_ID, issuer.public_jwk, [RESIDENT_VCT])
     rules = EligibilityRules(engine, clock=clock)
     rules.register("agency", SENIOR, [RESIDENT_VCT])
-    config = VerifierConfig(response_uri="https://city.example/r", request_uri_base="https://city.example/q")
+    config = VerifierConfig(
+        response_uri="https://city.example/r",
+        request_uri_base="https://city.example/q",
+        signing_jwk=VERIFIER_KEY,
+    )
     from identity import status_list
 
     checker = status_list.StatusChecker(
@@ -134,6 +139,12 @@ class FakeCity:
         self.verifier = _verifier(engine, clock, self.issuer)
         self.clock = clock
         self.tokens: dict[str, int] = {}
+        # what GET {request_uri} answers; tests swap it for forged or unsigned variants
+        self.request_response = lambda req: httpx.Response(
+            200,
+            content=self.verifier.signed_request_object(req),
+            headers={"content-type": "application/oauth-authz-req+jwt"},
+        )
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -168,7 +179,7 @@ class FakeCity:
             if path.startswith("/q/"):
                 req = self.verifier.get_request(int(path.rsplit("/", 1)[1], 16))
                 assert req is not None
-                return httpx.Response(200, json=self.verifier.request_object(req))
+                return self.request_response(req)
             if path == "/r":
                 self.verifier.handle_response(state=form["state"], vp_token=form["vp_token"])
                 return httpx.Response(200, json={})
@@ -196,3 +207,59 @@ def test_http_receive_and_respond(tmp_path: Path, engine: sa.Engine) -> None:
     decision = city.verifier.result(req.id, owner="agency")
     assert decision is not None and decision.accepted and decision.eligible
     assert wallet.get(stored.id).unused == 3
+
+
+def test_wallet_refuses_unsigned_forged_and_misdirected_requests(tmp_path: Path, engine: sa.Engine) -> None:
+    from identity import request_object
+
+    clock = FakeClock()
+    city = FakeCity(engine, clock)
+    http = httpx.Client(transport=httpx.MockTransport(city), base_url=ISSUER_ID)
+    wallet = _wallet(tmp_path, http, clock)
+    created = city.issuer.create_offer("resident", RAW_CLAIMS, subject_ref="c")
+    stored = wallet.receive(created.offer, tx_code=created.tx_code, batch_size=2)
+    req = city.verifier.create_request("agency", rule_name="senior_fare")
+    uri = city.verifier.request_uri(req)
+    params = city.verifier.request_object(req)
+
+    def jar(body: str) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": request_object.MEDIA_TYPE})
+
+    def sign(claims: dict[str, Any], key: dict[str, Any] = VERIFIER_KEY) -> str:
+        return request_object.sign_request(claims, key, iat=clock.s, exp=clock.s + 300)
+
+    impostor = jose.generate_ed25519()
+    forged = sign({**params, "client_id": request_object.client_id_for(impostor)}, impostor)
+    head, payload, sig = sign(params).split(".")
+    tampered_claims = {**json.loads(jose.b64u_decode(payload)), "dcql_query": {"credentials": []}}
+    tampered = ".".join((head, jose.b64u_encode(json.dumps(tampered_claims).encode()), sig))
+    cases: list[tuple[Any, str]] = [
+        (lambda r: httpx.Response(200, json=params), r"expected application/oauth-authz-req\+jwt"),
+        (lambda r: jar(json.dumps(params)), "not a compact JWS|not base64url"),
+        (lambda r: jar(tampered), "signature invalid"),
+        (lambda r: jar(sign({**params, "response_uri": "https://elsewhere.example/r"})), "another origin"),
+        (lambda r: httpx.Response(404, json={"error": "invalid_request_uri"}), "invalid_request_uri"),
+    ]
+    for respond_with, message in cases:
+        city.request_response = respond_with
+        with pytest.raises(WalletError, match=message):
+            wallet.fetch_request(uri)
+    # a request signed by another did:key is refused when the QR code named this verifier
+    city.request_response = lambda r: jar(forged)
+    link = "openid4vp://?" + str(
+        httpx.QueryParams({"client_id": city.verifier.client_id, "request_uri": uri})
+    )
+    from identity.wallet import parse_authorization_request
+
+    request_uri, client_id = parse_authorization_request(link)
+    assert (request_uri, client_id) == (uri, city.verifier.client_id)
+    with pytest.raises(WalletError, match="differs from the one in the authorization request"):
+        wallet.fetch_request(request_uri, client_id=client_id)
+    # ... and when it is presented anyway, the verifier refuses it: wrong audience
+    obj = wallet.fetch_request(uri)  # no client_id to compare with: its own signature holds
+    assert obj["client_id"] == request_object.client_id_for(impostor)
+    vp = wallet.present(obj)
+    assert city.verifier.handle_response(state=obj["state"], vp_token=vp).reason == "wrong_audience"
+    with pytest.raises(WalletError, match="exactly one request_uri"):
+        parse_authorization_request("openid4vp://?client_id=x")
+    assert wallet.get(stored.id).unused == 1  # nothing was presented for the refused requests
