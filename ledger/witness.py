@@ -149,28 +149,39 @@ def verify_checkpoint(
     witness_keys: Sequence[str | note.NoteVerifier],
     quorum: int,
 ) -> note.Checkpoint:
-    """Verify a checkpoint's log signature and a quorum of witness cosignatures; return it."""
+    """Verify a checkpoint's log signature and a quorum of witness cosignatures; return it.
+
+    The log's signature must verify and the origin must be the log key's name. `witness_keys` are
+    cosignature (0x04) verifier keys; a witness is its key name, so two keys of one name count
+    once. Every line by a listed key must verify (a forged line is an error, not a missing vote),
+    a listed key may sign only one line, and at least `quorum` distinct witnesses must have
+    cosigned (0 <= quorum <= number of witnesses). Lines by unlisted keys are ignored.
+    """
     log = note.NoteVerifier.parse(log_key) if isinstance(log_key, str) else log_key
     n = note.verify_note(signed_note, [log])
     cp = note.parse_checkpoint(n.text)
     if cp.origin != log.name:
         raise note.NoteError("checkpoint origin does not match the log key name")
-    if quorum < 0 or quorum > len(witness_keys):
-        raise note.NoteError("quorum exceeds the number of witnesses")
-    good = 0
-    seen: set[tuple[str, bytes]] = set()
+    verifiers: dict[tuple[str, bytes], note.NoteVerifier] = {}
     for k in witness_keys:
         v = note.NoteVerifier.parse(k) if isinstance(k, str) else k
-        if (v.name, v.key_id) in seen:
+        if v.alg != note.ALG_COSIGNATURE_V1:
+            raise note.NoteError(f"{v.name}: not a cosignature (0x04) verifier key")
+        verifiers[(v.name, v.key_id)] = v
+    names = {v.name for v in verifiers.values()}
+    if not 0 <= quorum <= len(names):
+        raise note.NoteError(f"quorum {quorum} is not in 0..{len(names)} (the number of witnesses)")
+    seen: set[tuple[str, bytes]] = set()
+    cosigned: set[str] = set()
+    for s in n.signatures:
+        wv = verifiers.get((s.name, s.key_id))
+        if wv is None:
             continue
-        seen.add((v.name, v.key_id))
-        try:
-            note.verify_cosignature(n, v)
-        except note.NoteError as exc:
-            if "no cosignature" in str(exc):
-                continue
-            raise
-        good += 1
-    if good < quorum:
-        raise note.NoteError(f"only {good} of the required {quorum} witness cosignatures")
+        if (s.name, s.key_id) in seen:
+            raise note.NoteError(f"duplicate cosignature by {s.name}")
+        seen.add((s.name, s.key_id))
+        note.verify_cosignature(note.Note(n.text, (s,)), wv)
+        cosigned.add(wv.name)
+    if len(cosigned) < quorum:
+        raise note.NoteError(f"only {len(cosigned)} of the required {quorum} witness cosignatures")
     return cp

@@ -206,3 +206,56 @@ def test_witness_over_a_real_ledger(tmp_path: Path) -> None:
             note.add_signatures(led.checkpoint(), [line]), led.verifier_key, [w.verifier_key], 1
         )
         assert cp.size == led.tree_size == 18
+
+
+def test_client_quorum_check_refuses_forged_duplicate_and_missing_cosignatures(
+    witnesses: list[Witness], tmp_path: Path
+) -> None:
+    tree = tree_of(9)
+    cp = checkpoint(tree, 9)
+    lines = [w.add_checkpoint(cp, 0, []) for w in witnesses]
+    keys = [w.verifier_key for w in witnesses]
+    log = LOG.verifier.vkey()
+    assert verify_checkpoint(note.add_signatures(cp, lines), log, keys, 3).size == 9
+    assert verify_checkpoint(note.add_signatures(cp, lines[:2]), log, keys, 2).size == 9
+    with pytest.raises(note.NoteError, match="only 2 of the required 3"):
+        verify_checkpoint(note.add_signatures(cp, lines[:2]), log, keys, 3)
+    # The same witness line twice is refused, not counted twice.
+    with pytest.raises(note.NoteError, match="duplicate cosignature"):
+        verify_checkpoint(cp + lines[0] + lines[0], log, keys, 1)
+    # Two different lines by one witness key (another time) are refused too.
+    w0 = witnesses[0]
+    later = Witness(w0.name, w0.signing_key, w0.state_path, [log], clock_s=lambda: 1_700_000_001)
+    again = later.add_checkpoint(cp, 9, [])
+    assert again != lines[0]
+    with pytest.raises(note.NoteError, match="duplicate cosignature"):
+        verify_checkpoint(cp + lines[0] + again, log, keys, 1)
+    # A forged line by a listed witness is an error even when the quorum is met without it.
+    raw = bytearray(base64.b64decode(lines[2].split(" ")[2]))
+    raw[-1] ^= 1
+    forged = f"\u2014 {witnesses[2].name} {base64.b64encode(bytes(raw)).decode()}\n"
+    with pytest.raises(note.NoteError, match="invalid cosignature"):
+        verify_checkpoint(cp + lines[0] + lines[1] + forged, log, keys, 2)
+    # A listed witness's cosignature of another checkpoint, moved onto this one, is a forgery.
+    other = Witness(w0.name, w0.signing_key, tmp_path / "other.json", [log]).add_checkpoint(
+        checkpoint(tree, 8), 0, []
+    )
+    with pytest.raises(note.NoteError, match="invalid cosignature"):
+        verify_checkpoint(cp + other, log, keys, 0)
+    # Lines by unlisted keys are ignored and never count.
+    stranger = Witness("witness.example/x", SigningKey(b"\x19" * 32), tmp_path / "x.json", [log])
+    assert verify_checkpoint(cp + lines[0] + stranger.add_checkpoint(cp, 0, []), log, keys, 1).size == 9
+    with pytest.raises(note.NoteError, match="only 0 of the required 1"):
+        verify_checkpoint(note.add_signatures(cp, lines[1:]), log, keys[:1], 1)
+    # The quorum must fit the listed witnesses; witness keys must be cosignature (0x04) keys.
+    for bad in (4, -1):
+        with pytest.raises(note.NoteError, match="quorum"):
+            verify_checkpoint(note.add_signatures(cp, lines), log, keys, bad)
+    with pytest.raises(note.NoteError, match="not a cosignature"):
+        verify_checkpoint(note.add_signatures(cp, lines), log, [log], 0)
+    # Two keys with one witness name count as one witness.
+    rotated = Witness(w0.name, SigningKey(b"\x55" * 32), tmp_path / "r.json", [log])
+    both = note.add_signatures(cp, [lines[0], rotated.add_checkpoint(cp, 0, [])])
+    with pytest.raises(note.NoteError, match="quorum"):
+        verify_checkpoint(both, log, [keys[0], rotated.verifier_key], 2)
+    assert verify_checkpoint(both, log, [keys[0], rotated.verifier_key], 1).size == 9
