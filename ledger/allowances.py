@@ -12,9 +12,13 @@ The device signs payment requests; the canonical signed bytes are
 pays twice. flags bit 0 = a pending reservation (micro-tolls: reserve, then the payee posts the
 actual amount, possibly less, or voids it). The transfer carries the allowance id in
 `user_data_128`. The period's spend counter is updated in the same transaction as the transfer; a
-payment over the cap rolls back entirely. A reservation counts against the cap in full until it is
-posted (the unposted remainder is refunded) or voided (refunded); a reservation that expires stays
-counted in its period.
+payment over the cap rolls back entirely. A reservation counts against the cap of the period it was
+made in, in full, until it is posted (the unposted remainder is refunded), voided (refunded) or
+expires: from its expiry instant (`timestamp + timeout_s * 10^9`, when the ledger would answer
+PENDING_TRANSFER_EXPIRED to a post) it no longer counts. Open reservations are kept in
+`ledger_allowance_reservations`; an expired one is refunded by the next payment, post or void of
+its allowance (inside that transaction, at that transaction's ledger time), and `spent` leaves it
+out as of the time asked.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from .store import Ledger
-from .tables import allowance_spend, allowances
+from .tables import allowance_reservations, allowance_spend, allowances
 from .types import (
     AMOUNT_MAX,
     BALANCE_MAX,
@@ -50,6 +54,7 @@ __all__ = [
 
 PAYMENT_DOMAIN = b"civitas/allowance-payment/v1\n"
 FLAG_PENDING = 1
+NS_PER_S = 1_000_000_000
 MAX_CLOCK_SKEW_NS = 300 * 1_000_000_000
 _M64 = (1 << 64) - 1
 _REQ = struct.Struct("<QQQQQQQQQHI")
@@ -229,18 +234,29 @@ class Allowances:
         return (at_ns - a.starts_at_ns) // a.period_ns
 
     def spent(self, allowance_id: int, at_ns: int | None = None) -> int:
-        """Micro-units spent (including open reservations) in the period containing `at_ns`."""
+        """Micro-units spent in the period containing `at_ns` (default: now), counting the
+        reservations of that period still open at `at_ns` and not those expired by then."""
         a = self.get(allowance_id)
         if a is None:
             raise AllowanceError("unknown-allowance")
-        idx = self.period_index(a, self.clock() if at_ns is None else at_ns)
+        at = self.clock() if at_ns is None else at_ns
+        idx = self.period_index(a, at)
+        r = allowance_reservations.c
         with self.ledger.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
             v = conn.execute(
                 sa.select(allowance_spend.c.spent_micros).where(
                     allowance_spend.c.allowance_id == allowance_id, allowance_spend.c.period_index == idx
                 )
             ).scalar()
-        return int(v or 0)
+            expired = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(r.amount_micros), 0)).where(
+                    r.allowance_id == allowance_id,
+                    r.period_index == idx,
+                    r.expires_at_ns > 0,
+                    r.expires_at_ns <= at,
+                )
+            ).scalar_one()
+        return int(v or 0) - int(expired)
 
     # ------------------------------------------------------------------------------------
     # Device side
@@ -284,8 +300,21 @@ class Allowances:
 
         def charge(conn: sa.Connection, results: list[CreateTransferResult]) -> None:
             r = results[0]
-            if r.status is CreateTransferStatus.CREATED:
-                self._add_spend(conn, a, self.period_index(a, r.timestamp), request.amount_micros)
+            if r.status is not CreateTransferStatus.CREATED:
+                return
+            self._refund_expired(conn, a, r.timestamp)
+            period = self.period_index(a, r.timestamp)
+            self._add_spend(conn, a, period, request.amount_micros)
+            if pending:
+                conn.execute(
+                    allowance_reservations.insert().values(
+                        pending_id=request.request_id,
+                        allowance_id=a.id,
+                        period_index=period,
+                        amount_micros=request.amount_micros,
+                        expires_at_ns=r.timestamp + request.timeout_s * NS_PER_S if request.timeout_s else 0,
+                    )
+                )
 
         return self.ledger.create_transfers([t], within_transaction=charge)[0]
 
@@ -315,23 +344,64 @@ class Allowances:
         )
 
         def refund(conn: sa.Connection, results: list[CreateTransferResult]) -> None:
-            if results[0].status is CreateTransferStatus.CREATED:
+            r = results[0]
+            if r.status is CreateTransferStatus.CREATED:
                 posted = p.amount if amount_micros == AMOUNT_MAX else amount_micros
-                if p.amount - posted:
-                    self._add_spend(conn, a, self.period_index(a, p.timestamp), -(p.amount - posted))
+                self._close_reservation(conn, a, pending_id, posted)
+            elif r.status is CreateTransferStatus.PENDING_TRANSFER_EXPIRED:
+                self._refund_expired(conn, a, r.timestamp)
 
         return self.ledger.create_transfers([t], within_transaction=refund)[0]
 
     def void(self, pending_id: int, transfer_id: int) -> CreateTransferResult:
         """Void a reservation; its whole amount goes back to the allowance."""
-        a, p = self._pending_for(pending_id)
+        a, _ = self._pending_for(pending_id)
         t = Transfer(id=transfer_id, pending_id=pending_id, flags=TransferFlags.VOID_PENDING_TRANSFER)
 
         def refund(conn: sa.Connection, results: list[CreateTransferResult]) -> None:
-            if results[0].status is CreateTransferStatus.CREATED:
-                self._add_spend(conn, a, self.period_index(a, p.timestamp), -p.amount)
+            r = results[0]
+            if r.status is CreateTransferStatus.CREATED:
+                self._close_reservation(conn, a, pending_id, 0)
+            elif r.status is CreateTransferStatus.PENDING_TRANSFER_EXPIRED:
+                self._refund_expired(conn, a, r.timestamp)
 
         return self.ledger.create_transfers([t], within_transaction=refund)[0]
+
+    def _close_reservation(self, conn: sa.Connection, a: Allowance, pending_id: int, posted: int) -> None:
+        """A reservation was posted (`posted` of it) or voided (0): refund the rest of its charge.
+
+        Only reservations this allowance charged have a row; a pending transfer that merely carries
+        the allowance id (made by the owner directly) refunds nothing."""
+        r = allowance_reservations.c
+        row = conn.execute(
+            sa.select(r.period_index, r.amount_micros).where(r.pending_id == pending_id)
+        ).first()
+        if row is None:
+            return
+        conn.execute(allowance_reservations.delete().where(r.pending_id == pending_id))
+        rest = int(row[1]) - posted
+        if rest < 0:
+            raise AllowanceError("invariant", "posted more than the reservation charged")
+        if rest:
+            self._add_spend(conn, a, int(row[0]), -rest)
+
+    def _refund_expired(self, conn: sa.Connection, a: Allowance, at_ns: int) -> None:
+        """Refund every open reservation of `a` whose expiry is at or before `at_ns` (the ledger
+        time of the running transaction: from then on the ledger refuses to post them)."""
+        r = allowance_reservations.c
+        due = conn.execute(
+            sa.select(r.pending_id, r.period_index, r.amount_micros).where(
+                r.allowance_id == a.id, r.expires_at_ns > 0, r.expires_at_ns <= at_ns
+            )
+        ).fetchall()
+        if not due:
+            return
+        refunds: dict[int, int] = {}
+        for _pid, period, amount in due:
+            refunds[int(period)] = refunds.get(int(period), 0) + int(amount)
+        conn.execute(allowance_reservations.delete().where(r.pending_id.in_([int(x[0]) for x in due])))
+        for period, amount in sorted(refunds.items()):
+            self._add_spend(conn, a, period, -amount)
 
     def _add_spend(self, conn: sa.Connection, a: Allowance, period: int, delta: int) -> None:
         q = sa.select(allowance_spend.c.spent_micros).where(

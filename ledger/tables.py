@@ -19,7 +19,9 @@ __all__ = [
     "accounts",
     "allowance_spend",
     "allowances",
+    "allowance_reservations",
     "checkpoints",
+    "cosignatures",
     "create_schema",
     "failed_transfers",
     "leaves",
@@ -153,6 +155,30 @@ allowance_spend = sa.Table(
     sa.Column("spent_micros", sa.BigInteger(), nullable=False),
 )
 
+# Open reservations charged to an allowance (migration ledger_0002): a row lives until the reservation
+# is posted, voided or found expired, which refunds its amount to the period it was charged in.
+allowance_reservations = sa.Table(
+    "ledger_allowance_reservations",
+    metadata,
+    sa.Column("pending_id", Id128(), primary_key=True),
+    sa.Column("allowance_id", Id128(), nullable=False),
+    sa.Column("period_index", sa.BigInteger(), nullable=False),
+    sa.Column("amount_micros", sa.BigInteger(), nullable=False),
+    sa.Column("expires_at_ns", sa.BigInteger(), nullable=False),  # 0: no timeout
+    sa.Index("ix_ledger_allowance_reservations_expiry", "allowance_id", "expires_at_ns"),
+)
+
+# Witness cosignatures (C2SP tlog-cosignature lines) collected per checkpoint size (ledger_0002).
+cosignatures = sa.Table(
+    "ledger_cosignatures",
+    metadata,
+    sa.Column("tree_size", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("witness_key", sa.String(400), primary_key=True),
+    sa.Column("cosigned_at_s", sa.BigInteger(), nullable=False),
+    sa.Column("line", sa.Text(), nullable=False),
+    sa.Column("received_at_ns", sa.BigInteger(), nullable=False),
+)
+
 
 TABLES = [
     accounts,
@@ -165,6 +191,8 @@ TABLES = [
     checkpoints,
     allowances,
     allowance_spend,
+    allowance_reservations,
+    cosignatures,
 ]
 
 

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import sqlalchemy as sa
 from nacl.signing import SigningKey
 
-from ledger import Account, CreateTransferStatus, Ledger, PendingState, Transfer
+from ledger import Account, CreateTransferStatus, Ledger, PendingState, Transfer, TransferFlags
 from ledger.allowances import PAYMENT_DOMAIN, AllowanceError, Allowances, PaymentRequest
+from ledger.tables import allowance_reservations, allowance_spend
 
 S = CreateTransferStatus
 NS = 1_000_000_000
@@ -193,3 +195,101 @@ def test_concurrent_devices_never_exceed_the_cap(env: tuple[Ledger, Allowances, 
         ok = sum(pool.map(attempt, range(20)))
     assert ok == 1_000 // 90
     assert al.spent(77) == ok * 90 == owner_posted(led)[1]
+
+
+def open_reservations(led: Ledger) -> dict[int, int]:
+    """pending id -> charged amount of the reservations the allowances still hold open."""
+    with led.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(allowance_reservations.c.pending_id, allowance_reservations.c.amount_micros)
+        ).fetchall()
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
+def counter(led: Ledger, period: int = 0) -> int:
+    """The stored spend counter of allowance 77 (expired reservations not yet refunded included)."""
+    with led.engine.connect() as conn:
+        v = conn.execute(
+            sa.select(allowance_spend.c.spent_micros).where(
+                allowance_spend.c.allowance_id == 77, allowance_spend.c.period_index == period
+            )
+        ).scalar()
+    return int(v or 0)
+
+
+def test_expired_reservation_stops_counting_at_its_expiry_instant(
+    env: tuple[Ledger, Allowances, Clock],
+) -> None:
+    led, al, clock = env
+    r = req(300, 1_000, clock, flags=1, timeout_s=60)
+    res = al.pay(r, r.sign(DEVICE))
+    assert res.status is S.CREATED
+    expires = res.timestamp + 60 * NS
+    assert al.spent(77, at_ns=expires - 1) == 1_000
+    assert al.spent(77, at_ns=expires) == 0
+    # One nanosecond before the expiry the reservation still holds the whole cap.
+    clock.now = expires - 1
+    r1 = req(301, 1, clock)
+    with pytest.raises(AllowanceError, match="cap-exceeded"):
+        al.pay(r1, r1.sign(DEVICE))
+    assert led.lookup_transfers([301]) == [] and owner_posted(led) == (1_000, 0)
+    assert open_reservations(led) == {300: 1_000} and counter(led) == 1_000
+    # From the expiry instant on it does not: the same request id now pays, and the refund of the
+    # expired reservation is made in that payment's transaction.
+    clock.now = expires
+    r1 = req(301, 1, clock)
+    assert al.pay(r1, r1.sign(DEVICE)).status is S.CREATED
+    assert led.pending_state(300) is PendingState.EXPIRED and owner_posted(led) == (0, 1)
+    assert open_reservations(led) == {} and counter(led) == 1 == al.spent(77)
+    # It cannot be posted or voided any more, and is never refunded twice.
+    assert al.post(300, 302).status is S.PENDING_TRANSFER_EXPIRED
+    assert al.void(300, 303).status is S.PENDING_TRANSFER_EXPIRED
+    assert al.spent(77) == 1
+    r2, r3 = req(304, 999, clock), req(305, 1, clock)
+    assert al.pay(r2, r2.sign(DEVICE)).status is S.CREATED
+    with pytest.raises(AllowanceError, match="cap-exceeded"):
+        al.pay(r3, r3.sign(DEVICE))
+    assert led.audit().ok
+
+
+def test_a_post_after_expiry_refunds_the_reservation(env: tuple[Ledger, Allowances, Clock]) -> None:
+    led, al, clock = env
+    keep = req(400, 300, clock, flags=1)  # no timeout: counts until posted or voided
+    gone = req(401, 700, clock, flags=1, timeout_s=1)
+    assert al.pay(keep, keep.sign(DEVICE)).status is S.CREATED
+    res = al.pay(gone, gone.sign(DEVICE))
+    expires = res.timestamp + NS
+    clock.now = expires - 1
+    assert al.post(401, 402, 200).status is S.CREATED  # just in time: 200 of 700 posted
+    assert open_reservations(led) == {400: 300} and al.spent(77) == 500
+    again = req(403, 700, clock, flags=1, timeout_s=1)
+    with pytest.raises(AllowanceError, match="cap-exceeded"):
+        al.pay(again, again.sign(DEVICE))
+    assert al.void(400, 404).status is S.CREATED and al.spent(77) == 200
+    res = al.pay(again, again.sign(DEVICE))
+    assert res.status is S.CREATED and al.spent(77) == 900
+    clock.now = res.timestamp + NS  # the payee is too late
+    assert al.spent(77) == 200 and counter(led) == 900
+    assert al.post(403, 405, 10).status is S.PENDING_TRANSFER_EXPIRED
+    assert open_reservations(led) == {} and counter(led) == 200 == al.spent(77)
+    assert owner_posted(led) == (0, 200)
+    assert led.audit().ok
+
+
+def test_only_charged_reservations_are_refunded(env: tuple[Ledger, Allowances, Clock]) -> None:
+    """A pending transfer the owner made directly, carrying the allowance id, was never charged:
+    voiding it or letting it expire gives the allowance nothing back."""
+    led, al, clock = env
+    paid = req(500, 900, clock)
+    assert al.pay(paid, paid.sign(DEVICE)).status is S.CREATED
+    own = Transfer(id=501, debit_account_id=OWNER, credit_account_id=PAYEE, amount=50, user_data_128=77,
+                   ledger=1, code=5, flags=TransferFlags.PENDING, timeout=1)  # fmt: skip
+    own2 = Transfer(id=502, debit_account_id=OWNER, credit_account_id=PAYEE, amount=60, user_data_128=77,
+                    ledger=1, code=5, flags=TransferFlags.PENDING)  # fmt: skip
+    assert [x.status for x in led.create_transfers([own, own2])] == [S.CREATED, S.CREATED]
+    assert al.void(502, 503).status is S.CREATED
+    clock.now += 2 * NS
+    small = req(504, 100, clock)
+    assert al.pay(small, small.sign(DEVICE)).status is S.CREATED
+    assert al.spent(77) == 1_000 and open_reservations(led) == {}
+    assert led.pending_state(501) is PendingState.EXPIRED
