@@ -10,6 +10,7 @@ from . import merkle, note
 from .allowances import Allowance, AllowanceError, Allowances, PaymentRequest
 from .audit import AuditReport, audit
 from .committer import GroupCommitter
+from .cosignatures import CosignatureError, Cosignatures
 from .gate import AccountGate, Admission, GateRefusedError, SubjectGate, account_id_for, owner_tag
 from .store import DEFAULT_ORIGIN, Ledger
 from .tables import create_schema
@@ -51,6 +52,8 @@ __all__ = [
     "Allowances",
     "AuditReport",
     "BatchTooLargeError",
+    "CosignatureError",
+    "Cosignatures",
     "CreateAccountResult",
     "CreateAccountStatus",
     "CreateTransferResult",
