@@ -12,6 +12,7 @@ from .audit import AuditReport, audit
 from .committer import GroupCommitter
 from .cosignatures import CosignatureError, Cosignatures
 from .gate import AccountGate, Admission, GateRefusedError, SubjectGate, account_id_for, owner_tag
+from .proofs import TransferProof, transfer_inclusion_proof, verify_transfer_inclusion
 from .store import DEFAULT_ORIGIN, Ledger
 from .tables import create_schema
 from .types import (
@@ -69,6 +70,7 @@ __all__ = [
     "SubjectGate",
     "Transfer",
     "TransferFlags",
+    "TransferProof",
     "Witness",
     "WitnessConflictError",
     "WitnessError",
@@ -78,5 +80,7 @@ __all__ = [
     "merkle",
     "note",
     "owner_tag",
+    "transfer_inclusion_proof",
     "verify_checkpoint",
+    "verify_transfer_inclusion",
 ]
