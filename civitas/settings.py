@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     api_audience: str = Field(default="civitas-api", description="`aud` of access tokens")
     access_token_ttl_s: int = Field(default=300, ge=30, le=3600)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Unauthenticated identity endpoints (POST /identity/nonce, POST /identity/citizen-sessions):
+    # a token bucket per client address and endpoint (IPv6 grouped by /64), per service process.
+    identity_rate_limit_per_min: int = Field(default=30, ge=1, le=10_000_000)
+    identity_rate_limit_burst: int = Field(default=10, ge=1, le=10_000_000)
     # Production keys may come from the environment instead of the data dir.
     signing_key: SecretStr | None = Field(default=None, description="base64url Ed25519 seed")
     log_level: str = "info"

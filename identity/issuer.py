@@ -7,10 +7,15 @@ Flow (pre-authorized code):
 2. The wallet redeems the pre-authorized code + tx_code at the token endpoint
    (:meth:`Issuer.redeem_pre_authorized_code`): single use, short-lived, and a tx_code is tried at
    most ``max_tx_code_attempts`` times before the offer locks.
-3. The wallet fetches a ``c_nonce`` (:meth:`Issuer.new_nonce`) and sends one
+3. The wallet fetches a ``c_nonce`` (:meth:`Issuer.new_nonce`: stateless, see below) and sends one
    ``openid4vci-proof+jwt`` per holder key (:meth:`Issuer.issue`): it receives one single-use
    SD-JWT VC copy per key, each with its own status-list slot, so copies cannot be linked by
    signature, key or status index.
+
+Nonces: a ``c_nonce`` is ``base64url(0x01 ‖ exp_s (8 bytes) ‖ 16 random bytes ‖ tag)`` with
+``tag`` the first 16 bytes of HMAC-SHA256 under a key derived from the issuer's signing key. The
+nonce endpoint writes nothing; a nonce is checked (tag, expiry) when a credential request uses it,
+and only then recorded (its hash, until it expires) so it cannot be used twice.
 
 Status: every copy of a batch shares a ``batch_id``; :meth:`Issuer.set_status` revokes or
 suspends them together and :meth:`Issuer.status_list_token` serves the signed list.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -52,6 +58,9 @@ BBS_PROOF_TYPE: Final = "civitas_bbs_nym"
 PROOF_TYP: Final = "openid4vci-proof+jwt"
 NS: Final = 1_000_000_000
 STATUS_BITS: Final = 2
+NONCE_VERSION: Final = b"\x01"
+NONCE_TAG_BYTES: Final = 16
+NONCE_BYTES: Final = 1 + 8 + 16 + NONCE_TAG_BYTES
 # Claims the issuer sets itself; offered claims may not use these names.
 RESERVED_CLAIMS: Final = frozenset(
     {"iss", "iat", "exp", "nbf", "vct", "cnf", "status", "sub", "_sd", "_sd_alg"}
@@ -102,6 +111,8 @@ class IssuerConfig:
     decoys: int = 2
     bbs_key: Any = None  # identity.bbs_credentials.BBSIssuerKey, for civitas-bbs configurations
     extra_metadata: Mapping[str, Any] = field(default_factory=dict)
+    # MAC key of c_nonce values; default: derived from the signing key (same in every process)
+    nonce_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,13 @@ class Grant:
     offer_id: int
     configuration_id: str
     expires_ns: int
+
+
+def _derive_nonce_key(signing_jwk: Mapping[str, Any]) -> bytes:
+    private = signing_jwk.get("d")
+    if not isinstance(private, str):
+        raise ValueError("the issuer's signing JWK must hold its private part (d)")
+    return hmac.new(jose.b64u_decode(private), b"civitas c_nonce mac key v1", hashlib.sha256).digest()
 
 
 def _sha256_hex(text: str) -> str:
@@ -144,6 +162,9 @@ class Issuer:
         self.clock = clock
         self._today = today
         self._public_jwk = jose.public_jwk(config.signing_jwk)
+        self._nonce_key = config.nonce_key or _derive_nonce_key(config.signing_jwk)
+        if len(self._nonce_key) < 32:
+            raise ValueError("nonce_key must be at least 32 bytes")
 
     @property
     def public_jwk(self) -> dict[str, Any]:
@@ -304,33 +325,46 @@ class Issuer:
     # nonces and proofs
 
     def new_nonce(self) -> str:
-        nonce = secrets.token_urlsafe(24)
-        now = self.clock()
-        with self.engine.begin() as conn:
-            conn.execute(t.nonces.delete().where(t.nonces.c.expires_ns < now - 3600 * NS))
-            conn.execute(
-                t.nonces.insert().values(
-                    nonce_hash=_sha256_hex(nonce),
-                    purpose="c_nonce",
-                    expires_ns=now + self.config.nonce_ttl_s * NS,
-                    used_ns=None,
-                )
-            )
-        return nonce
+        """A fresh ``c_nonce``: authenticated and expiring, so issuing one stores nothing."""
+        exp_s = self.clock() // NS + self.config.nonce_ttl_s
+        body = NONCE_VERSION + exp_s.to_bytes(8, "big") + secrets.token_bytes(16)
+        return jose.b64u_encode(body + self._nonce_tag(body))
+
+    def _nonce_tag(self, body: bytes) -> bytes:
+        return hmac.new(self._nonce_key, b"civitas c_nonce\x00" + body, hashlib.sha256).digest()[
+            :NONCE_TAG_BYTES
+        ]
+
+    def _nonce_expiry(self, nonce: str, now: int) -> int:
+        """The expiry (Unix seconds) of a nonce this issuer made and that is still valid."""
+        try:
+            raw = jose.b64u_decode(nonce) if isinstance(nonce, str) and len(nonce) < 100 else b""
+        except jose.JoseFailure:
+            raw = b""
+        if len(raw) != NONCE_BYTES or raw[:1] != NONCE_VERSION:
+            raise IssuanceError("invalid_nonce", "c_nonce unknown, expired or already used")
+        body, tag = raw[:-NONCE_TAG_BYTES], raw[-NONCE_TAG_BYTES:]
+        if not hmac.compare_digest(tag, self._nonce_tag(body)):
+            raise IssuanceError("invalid_nonce", "c_nonce unknown, expired or already used")
+        exp_s = int.from_bytes(body[1:9], "big")
+        if exp_s * NS <= now:
+            raise IssuanceError("invalid_nonce", "c_nonce expired; fetch a new one")
+        return exp_s
 
     def _consume_nonce(self, conn: sa.Connection, nonce: str, now: int) -> None:
-        result = conn.execute(
-            t.nonces.update()
-            .where(
-                t.nonces.c.nonce_hash == _sha256_hex(nonce),
-                t.nonces.c.purpose == "c_nonce",
-                t.nonces.c.used_ns.is_(None),
-                t.nonces.c.expires_ns > now,
-            )
-            .values(used_ns=now)
-        )
-        if result.rowcount != 1:
-            raise IssuanceError("invalid_nonce", "c_nonce unknown, expired or already used")
+        """Check the nonce and record its use (inside the issuing transaction: a refused request
+        leaves the nonce usable). Records of expired nonces are dropped on the way."""
+        exp_s = self._nonce_expiry(nonce, now)
+        conn.execute(t.nonces.delete().where(t.nonces.c.expires_ns <= now))
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    t.nonces.insert().values(
+                        nonce_hash=_sha256_hex(nonce), purpose="c_nonce", expires_ns=exp_s * NS, used_ns=now
+                    )
+                )
+        except sa.exc.IntegrityError as exc:
+            raise IssuanceError("invalid_nonce", "c_nonce already used; fetch a new one") from exc
 
     def check_proof(self, proof_jwt: str, now_s: int) -> tuple[dict[str, Any], str]:
         """Validate one ``openid4vci-proof+jwt`` (signature, typ, aud, iat); returns (jwk, nonce)."""

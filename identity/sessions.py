@@ -9,6 +9,10 @@
 
 The same credential always yields the same pseudonym for one service context and unlinkable ones
 for different services. Nothing but the pseudonym is learned.
+
+Starting a sign-in stores a request and a session; each start also deletes up to
+``PURGE_BATCH`` expired sign-ins (session, request and decision), so storage stays bounded by the
+start rate (which the service rate-limits per client) times the session lifetime.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = ["CitizenSession", "CitizenSessions", "SessionError"]
 
 SESSION_OWNER: Final = "civitas:citizen-sessions"
 NS: Final = 1_000_000_000
+PURGE_BATCH: Final = 100
 _SERVICE_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
@@ -90,6 +95,7 @@ class CitizenSessions:
         )
         secret = secrets.token_urlsafe(32)
         with self.verifier.engine.begin() as conn:
+            _purge_expired(conn, request.created_ns)
             conn.execute(
                 t.citizen_sessions.insert().values(
                     request_id=request.id,
@@ -141,3 +147,22 @@ class CitizenSessions:
             if claimed.rowcount != 1:
                 raise SessionError("invalid_grant", "this sign-in was already used")
         return decision.pseudonym, str(row["scope"])
+
+
+def _purge_expired(conn: sa.Connection, now: int) -> int:
+    """Delete up to PURGE_BATCH expired sign-ins with their request and decision rows."""
+    ids = (
+        conn.execute(
+            sa.select(t.citizen_sessions.c.request_id)
+            .where(t.citizen_sessions.c.expires_ns <= now)
+            .order_by(t.citizen_sessions.c.expires_ns)
+            .limit(PURGE_BATCH)
+        )
+        .scalars()
+        .all()
+    )
+    if ids:
+        conn.execute(t.presentation_results.delete().where(t.presentation_results.c.request_id.in_(ids)))
+        conn.execute(t.citizen_sessions.delete().where(t.citizen_sessions.c.request_id.in_(ids)))
+        conn.execute(t.presentation_requests.delete().where(t.presentation_requests.c.id.in_(ids)))
+    return len(ids)

@@ -3,7 +3,8 @@
 The service applies the same schema through civitas/migrations/versions/identity_0001_initial.py.
 
 Issuer side: credential offers with pre-authorized codes (stored hashed, single-use, short-lived,
-with a tx_code attempt counter), one-time nonces, the index of issued credentials (no claim
+with a tx_code attempt counter), the hashes of used c_nonces until they expire (issuing a
+nonce stores nothing), the index of issued credentials (no claim
 values: only type, status-list position and validity) and the status lists themselves.
 Verifier side: trusted issuers, eligibility rules, presentation requests and their results
 (only the disclosed, requested claims and a pseudonym are kept), and citizen sign-in sessions
@@ -57,7 +58,7 @@ nonces = sa.Table(
     metadata,
     sa.Column("nonce_hash", sa.String(64), primary_key=True),
     sa.Column("purpose", sa.String(16), nullable=False),
-    sa.Column("expires_ns", sa.BigInteger(), nullable=False),
+    sa.Column("expires_ns", sa.BigInteger(), nullable=False, index=True),  # expired rows are purged
     sa.Column("used_ns", sa.BigInteger(), nullable=True),
 )
 
@@ -150,7 +151,7 @@ citizen_sessions = sa.Table(
     sa.Column("service", sa.String(64), nullable=False),
     sa.Column("scope", sa.String(200), nullable=False),
     sa.Column("created_ns", sa.BigInteger(), nullable=False),
-    sa.Column("expires_ns", sa.BigInteger(), nullable=False),
+    sa.Column("expires_ns", sa.BigInteger(), nullable=False, index=True),  # expired rows are purged
     sa.Column("token_issued_ns", sa.BigInteger(), nullable=True),
 )
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from civitas.auth import Principal, require_scope
 from civitas.errors import ProblemError
 from civitas.keys import KeyStore
+from civitas.ratelimit import RATE_LIMITED_RESPONSE, RateLimiter, rate_limited
 from civitas.settings import Settings
 from identity import jose, status_list
 from identity.issuer import (
@@ -43,6 +44,7 @@ CREDENTIAL_SCOPE = "identity:credential"
 WALLET_CLIENT_ID = "wallet"
 OFFER_SUBJECT_PREFIX = "offer:"
 NO_STORE = {"Cache-Control": "no-store"}
+NONCE_LIMIT = "identity-nonce"
 
 RESIDENT_CLAIMS = ("given_name", "family_name", "birthdate", "address", "student", "disability", "low_income")
 
@@ -170,9 +172,23 @@ class PreAuthorizedCodeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[mis
 def setup(app: FastAPI) -> None:
     issuer = build_issuer(app)
     app.state.identity_issuer = issuer
+    settings: Settings = app.state.settings
+    limiters = _rate_limiters(app)
+    limiters[NONCE_LIMIT] = RateLimiter(
+        NONCE_LIMIT,
+        rate_per_min=settings.identity_rate_limit_per_min,
+        burst=settings.identity_rate_limit_burst,
+    )
     server = app.state.oauth_server
     server.identity_issuer = issuer
     server.register_grant(PreAuthorizedCodeGrant)
+
+
+def _rate_limiters(app: FastAPI) -> dict[str, RateLimiter]:
+    if not hasattr(app.state, "rate_limiters"):
+        app.state.rate_limiters = {}
+    limiters: dict[str, RateLimiter] = app.state.rate_limiters
+    return limiters
 
 
 def _issuer(request: Request) -> Issuer:
@@ -333,8 +349,14 @@ _OID4VCI_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/identity/nonce", summary="OID4VCI nonce endpoint")
-def nonce(request: Request) -> JSONResponse:
+@router.post(
+    "/identity/nonce",
+    summary="OID4VCI nonce endpoint (stateless c_nonce; rate-limited per client)",
+    dependencies=[rate_limited(NONCE_LIMIT)],
+    responses=RATE_LIMITED_RESPONSE,
+)
+async def nonce(request: Request) -> JSONResponse:
+    # Stateless (an HMAC over an expiry and random bytes): no database write, so no thread needed.
     return JSONResponse({"c_nonce": _issuer(request).new_nonce()}, headers=NO_STORE)
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from civitas.auth import PUBLIC_CLIENT_IDS, Principal, require_scope, sign_jwt
 from civitas.errors import ProblemError
+from civitas.ratelimit import RATE_LIMITED_RESPONSE, RateLimiter, rate_limited
 from identity import eligibility, request_object, status_list
 from identity.issuer import BBS_FORMAT, Issuer
 from identity.sessions import CitizenSessions, SessionError
@@ -40,6 +41,7 @@ MAX_FORM_FIELDS = 8
 # What a signed-in citizen's token may carry (the consent and ledger APIs' citizen scopes).
 CITIZEN_SCOPES = ("consent", "ledger:read", "ledger:write")
 WALLET_CLIENT_ID = next(iter(PUBLIC_CLIENT_IDS))
+SIGN_IN_LIMIT = "citizen-sessions"
 
 
 def setup(app: FastAPI) -> None:
@@ -87,6 +89,14 @@ def setup(app: FastAPI) -> None:
     app.state.identity_rules = rules
     verifier = Verifier(engine, config, trusted, rules=rules, status_checker=checker, clock=clock)
     app.state.identity_verifier = verifier
+    settings = app.state.settings
+    if not hasattr(app.state, "rate_limiters"):
+        app.state.rate_limiters = {}
+    app.state.rate_limiters[SIGN_IN_LIMIT] = RateLimiter(
+        SIGN_IN_LIMIT,
+        rate_per_min=settings.identity_rate_limit_per_min,
+        burst=settings.identity_rate_limit_burst,
+    )
     app.state.identity_sessions = CitizenSessions(
         verifier,
         vct_values=sorted({c.vct for c in issuer.config.configurations.values() if c.format == BBS_FORMAT}),
@@ -322,7 +332,11 @@ class CitizenSessionCreated(BaseModel):
 
 
 @router.post(
-    "/identity/citizen-sessions", status_code=201, summary="Start a citizen sign-in (OID4VP, BBS pseudonym)"
+    "/identity/citizen-sessions",
+    status_code=201,
+    summary="Start a citizen sign-in (OID4VP, BBS pseudonym); rate-limited per client",
+    dependencies=[rate_limited(SIGN_IN_LIMIT)],
+    responses=RATE_LIMITED_RESPONSE,
 )
 def start_citizen_session(body: CitizenSessionCreate, request: Request) -> CitizenSessionCreated:
     sessions: CitizenSessions = request.app.state.identity_sessions

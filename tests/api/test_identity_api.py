@@ -432,3 +432,57 @@ def test_citizen_sign_in_errors(client: TestClient, tmp_path: Path) -> None:
     wallet = _wallet(tmp_path, client)
     with pytest.raises(WalletError):
         wallet.sign_in(BASE_URL)
+
+
+def test_unauthenticated_identity_endpoints_are_rate_limited_per_client(
+    settings: Settings, db_url: str
+) -> None:
+    limited = settings.model_copy(update={"identity_rate_limit_burst": 3, "identity_rate_limit_per_min": 60})
+    application = create_app(limited)
+    try:
+        with TestClient(application, base_url=BASE_URL) as client:
+            now = [0.0]
+            for limiter in application.state.rate_limiters.values():
+                limiter.clock = lambda: now[0]
+            for path, body in (("/identity/nonce", None), ("/identity/citizen-sessions", {})):
+                for _ in range(3):
+                    assert client.post(path, json=body).status_code in (200, 201)
+                refused = client.post(path, json=body)
+                assert refused.status_code == 429
+                assert refused.headers["content-type"].startswith("application/problem+json")
+                assert refused.headers["retry-after"] == "1"  # 60 a minute: a token every second
+                problem = refused.json()
+                assert problem["type"] == "urn:civitas:problem:too-many-requests"
+                assert "3 at once and 60 a minute" in problem["detail"]
+            # the other endpoint's bucket and other clients are untouched; time refills the bucket
+            now[0] += 1.0
+            assert client.post("/identity/nonce").status_code == 200
+            assert client.post("/identity/nonce").status_code == 429
+            # issuing nonces wrote nothing; each started sign-in wrote one session
+            with application.state.engine.connect() as conn:
+                assert conn.execute(sa.select(sa.func.count()).select_from(t.nonces)).scalar() == 0
+                sessions = conn.execute(sa.select(sa.func.count()).select_from(t.citizen_sessions)).scalar()
+            assert sessions == 3
+    finally:
+        application.state.engine.dispose()
+
+
+def test_expired_sign_ins_are_purged(client: TestClient, app: FastAPI) -> None:
+    started = [client.post("/identity/citizen-sessions", json={}).json() for _ in range(2)]
+    clock = app.state.identity_verifier.clock
+    with app.state.engine.begin() as conn:  # the first sign-in is long over
+        conn.execute(
+            t.citizen_sessions.update()
+            .where(t.citizen_sessions.c.request_id == int(started[0]["id"], 16))
+            .values(expires_ns=clock() - 1)
+        )
+    client.post("/identity/citizen-sessions", json={})
+    with app.state.engine.connect() as conn:
+        left = set(conn.execute(sa.select(t.presentation_requests.c.id)).scalars())
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.citizen_sessions)).scalar() == 2
+    assert int(started[0]["id"], 16) not in left and int(started[1]["id"], 16) in left
+    gone = client.post(
+        f"/identity/citizen-sessions/{started[0]['id']}/token",
+        json={"session_secret": started[0]["session_secret"]},
+    )
+    assert gone.status_code == 400 and gone.json()["error"] == "invalid_grant"

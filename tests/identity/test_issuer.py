@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -243,3 +244,75 @@ def test_revocation_reaches_the_status_list(engine: sa.Engine) -> None:
     with pytest.raises(IssuanceError) as info:
         issuer.set_status(12345, status_list.INVALID)
     assert info.value.status == 404
+
+
+def _count(engine: sa.Engine, table: sa.Table) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_nonces_are_stateless_until_used(engine: sa.Engine) -> None:
+    clock = FakeClock()
+    issuer = make_issuer(engine, clock)
+    nonces = {issuer.new_nonce() for _ in range(50)}
+    assert len(nonces) == 50 and _count(engine, t.nonces) == 0  # issuing a nonce writes nothing
+    nonce = nonces.pop()
+    assert len(jose.b64u_decode(nonce)) == 41
+
+    def attempt(value: str, *, offer: Any = None) -> IssuanceError | list[str]:
+        grant = offer or _grant_and_nonce(issuer, clock)[1]
+        proof = make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=value, iat=clock.s)
+        try:
+            return issuer.issue(grant.offer_id, [proof])
+        except IssuanceError as exc:
+            return exc
+
+    raw = bytearray(jose.b64u_decode(nonce))
+    for i in (0, 5, 20, len(raw) - 1):  # version, expiry, random part, tag
+        forged = bytearray(raw)
+        forged[i] ^= 1
+        refused = attempt(jose.b64u_encode(bytes(forged)))
+        assert isinstance(refused, IssuanceError) and refused.error == "invalid_nonce"
+    other_issuer = make_issuer(engine, clock)  # another signing key: another MAC key
+    refused = attempt(other_issuer.new_nonce())
+    assert isinstance(refused, IssuanceError) and refused.error == "invalid_nonce"
+    for junk in ("", "x" * 200, "!!!!", jose.b64u_encode(b"\x01" * 40)):
+        refused = attempt(junk)
+        assert isinstance(refused, IssuanceError) and refused.error == "invalid_nonce"
+    assert _count(engine, t.nonces) == 0  # refused requests record nothing
+
+    assert isinstance(attempt(nonce), list)
+    assert _count(engine, t.nonces) == 1  # recorded on use...
+    replay = attempt(nonce)
+    assert isinstance(replay, IssuanceError) and "already used" in replay.description
+    # a refused request (here: the offer was already used) leaves the nonce unused
+    _, grant, fresh = _grant_and_nonce(issuer, clock)
+    assert isinstance(attempt(fresh, offer=grant), list)
+    second = issuer.new_nonce()
+    refused = attempt(second, offer=grant)
+    assert isinstance(refused, IssuanceError) and refused.error == "invalid_credential_request"
+    assert isinstance(attempt(second), list)
+
+
+def test_nonce_expiry_edge_and_purge(engine: sa.Engine) -> None:
+    clock = FakeClock()
+    issuer = make_issuer(engine, clock, nonce_ttl_s=300)
+    used, late, edge = issuer.new_nonce(), issuer.new_nonce(), issuer.new_nonce()
+    _, grant, _ = _grant_and_nonce(issuer, clock)
+    proof = make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=used, iat=clock.s)
+    issuer.issue(grant.offer_id, [proof])
+    assert _count(engine, t.nonces) == 1
+    clock.advance(299)
+    _, grant, _ = _grant_and_nonce(issuer, clock)
+    ok = make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=edge, iat=clock.s)
+    assert issuer.issue(grant.offer_id, [ok])  # one second before expiry: accepted
+    clock.advance(1)
+    _, grant, _ = _grant_and_nonce(issuer, clock)
+    proof = make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=late, iat=clock.s)
+    with pytest.raises(IssuanceError, match="expired") as info:
+        issuer.issue(grant.offer_id, [proof])
+    assert info.value.error == "invalid_nonce"
+    # the next use drops the records of expired nonces
+    proof = make_proof(jose.generate_ed25519(), audience=ISSUER_ID, nonce=issuer.new_nonce(), iat=clock.s)
+    issuer.issue(grant.offer_id, [proof])
+    assert _count(engine, t.nonces) == 1
