@@ -9,7 +9,10 @@ latest checkpoint with the service's current and retired `log` keys. Exit status
 `civitas witness --url URL --log-key VKEY --name NAME --key-file FILE --state FILE` polls a ledger's
 public `/ledger/checkpoint` and `/ledger/proofs/consistency`, checks each new checkpoint against the
 last one it cosigned (refusing rollbacks and forks) and prints the checkpoint with its cosignature.
-The witness key is a base64url Ed25519 seed in `--key-file` (created 0600 on first use).
+With `--submit` it also posts each new cosignature to the ledger's `/ledger/cosignatures`, which
+serves it to clients appended to the checkpoint (the ledger must list the witness's key in
+`CIVITAS_LEDGER_WITNESS_KEYS`). The witness key is a base64url Ed25519 seed in `--key-file`
+(created 0600 on first use).
 """
 
 from __future__ import annotations
@@ -99,18 +102,21 @@ def run_witness(
     state: Path,
     *,
     once: bool = False,
+    submit: bool = False,
     interval_s: float = 5.0,
     http: httpx.Client | None = None,
     out: Any = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Cosign the ledger's checkpoints as they grow. With `once`, handle one checkpoint and return."""
+    """Cosign the ledger's checkpoints as they grow; with `submit`, post each new cosignature to the
+    ledger. With `once`, handle one checkpoint and return (0; 2 refused; 3 submission failed)."""
     out = out or _stdout()
     witness = Witness(name, load_or_create_witness_key(key_file), state, [log_key])
     origin = note.NoteVerifier.parse(log_key).name
     client = http or httpx.Client(timeout=30)
     base = url.rstrip("/") + "/"
     out.write(f"witness {name}: {witness.verifier_key}\n")
+    submitted = -1  # the size whose cosignature the ledger last accepted from this process
     try:
         while True:
             cp_text = client.get(urljoin(base, "ledger/checkpoint")).raise_for_status().text
@@ -127,12 +133,37 @@ def run_witness(
             if cp.size != old or once:
                 out.write(note.add_signatures(cp_text, [line]))
                 out.flush() if hasattr(out, "flush") else None
+            submit_failed = False
+            if submit and cp.size and cp.size != submitted:
+                error = _submit(client, base, cp_text, line)
+                if error is None:
+                    submitted = cp.size
+                else:
+                    out.write(f"SUBMIT FAILED for size {cp.size}: {error}\n")
+                    submit_failed = True
             if once:
-                return 0
+                return 3 if submit_failed else 0
             sleep(interval_s)
     finally:
         if http is None:
             client.close()
+
+
+def _submit(client: httpx.Client, base: str, cp_text: str, line: str) -> str | None:
+    """Post a cosignature to the ledger; None on success, else why it failed (retried next poll)."""
+    try:
+        r = client.post(
+            urljoin(base, "ledger/cosignatures"), json={"checkpoint": cp_text, "cosignature": line}
+        )
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if r.status_code in (200, 201):
+        return None
+    try:
+        detail = str(r.json().get("detail") or r.json().get("title"))
+    except ValueError:
+        detail = r.text[:200]
+    return f"HTTP {r.status_code}: {detail}"
 
 
 def _cosign(client: httpx.Client, base: str, witness: Witness, cp_text: str, old: int, new: int) -> str:
@@ -155,7 +186,14 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 def _cmd_witness(args: argparse.Namespace) -> int:
     return run_witness(
-        args.url, args.log_key, args.name, args.key_file, args.state, once=args.once, interval_s=args.interval
+        args.url,
+        args.log_key,
+        args.name,
+        args.key_file,
+        args.state,
+        once=args.once,
+        submit=args.submit,
+        interval_s=args.interval,
     )
 
 
@@ -176,7 +214,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "witness",
         help="cosign a ledger's checkpoints (C2SP tlog-cosignature)",
-        description="Poll a ledger's checkpoints, verify consistency, print cosigned checkpoints.",
+        description="Poll a ledger's checkpoints, verify consistency, print cosigned checkpoints "
+        "and, with --submit, hand the cosignatures back to the ledger.",
     )
     p.add_argument("--url", required=True, help="base URL of the ledger service")
     p.add_argument("--log-key", required=True, help="the ledger's C2SP verifier key (GET /ledger/log-key)")
@@ -185,4 +224,9 @@ def register(sub: Any) -> None:
     p.add_argument("--state", type=Path, required=True, help="JSON file with the last cosigned size per log")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
     p.add_argument("--once", action="store_true", help="handle the current checkpoint and exit")
+    p.add_argument(
+        "--submit",
+        action="store_true",
+        help="post each new cosignature to the ledger (POST /ledger/cosignatures) for its clients",
+    )
     p.set_defaults(func=_cmd_witness)

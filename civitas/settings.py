@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -40,6 +41,22 @@ class Settings(BaseSettings):
     analytics_public_rho_per_day: float = Field(
         default=0.5, gt=0, le=10, description="the dashboard's budget"
     )
+    # Ledger witnesses whose cosignatures POST /ledger/cosignatures accepts: C2SP cosignature verifier
+    # keys (`<name>+<key ID>+<base64(0x04 || key)>`), separated by commas or whitespace.
+    ledger_witness_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated C2SP cosignature verifier keys (at most 32)"
+    )
+
+    @field_validator("ledger_witness_keys", mode="before")
+    @classmethod
+    def _split_witness_keys(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = tuple(k for k in v.replace(",", " ").split() if k)
+        if isinstance(v, (list, tuple)):
+            from ledger.cosignatures import parse_witness_keys  # checks type, duplicates and the limit
+
+            parse_witness_keys([str(k) for k in v])
+        return v
 
     @property
     def resolved_database_url(self) -> str:

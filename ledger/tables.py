@@ -17,9 +17,9 @@ from identity.sql import Id128
 __all__ = [
     "TABLES",
     "accounts",
+    "allowance_reservations",
     "allowance_spend",
     "allowances",
-    "allowance_reservations",
     "checkpoints",
     "cosignatures",
     "create_schema",

@@ -6,7 +6,10 @@ transfer from own accounts, grant allowances, post/void reservations paid to own
 `ledger:admin` (the operator: any account, any transfer), `ledger:pay` (a device's signed
 allowance payment). A citizen is a caller whose token was issued to the wallet client: its subject
 is their per-service pseudonym, their account id is derived from it (one account per citizen) and
-they only ever see their own accounts. Checkpoints, the log key and proofs are public.
+they only ever see their own accounts. Checkpoints, the log key and proofs by leaf index are
+public; an inclusion proof by transfer id is for whoever may see that transfer. Witnesses submit
+cosignatures without a token: their signature, by a key in `CIVITAS_LEDGER_WITNESS_KEYS`, is the
+credential.
 
 128-bit ids, amounts, balances, `user_data_64` and timestamps are decimal strings in JSON (they
 exceed what JSON numbers carry safely); u32/u16 fields are numbers. A batch holds at most 8190
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
@@ -50,6 +53,8 @@ from ledger import (
     owner_tag,
 )
 from ledger.allowances import Allowance
+from ledger.cosignatures import MAX_WITNESSES, CosignatureError, Cosignatures
+from ledger.proofs import transfer_inclusion_proof
 
 router = APIRouter(prefix="/ledger", tags=["ledger"])
 
@@ -86,6 +91,9 @@ def setup(app: FastAPI) -> None:
             create=False,
         )
     state.ledger_allowances = Allowances(state.ledger, clock=state.clock)
+    state.ledger_cosignatures = Cosignatures(
+        state.ledger, state.settings.ledger_witness_keys, clock=state.clock
+    )
     state.ledger_gate = SubjectGate()
 
 
@@ -97,6 +105,11 @@ def _ledger(request: Request) -> Ledger:
 def _allowances(request: Request) -> Allowances:
     al: Allowances = request.app.state.ledger_allowances
     return al
+
+
+def _cosignatures(request: Request) -> Cosignatures:
+    cs: Cosignatures = request.app.state.ledger_cosignatures
+    return cs
 
 
 def _is_admin(p: Principal) -> bool:
@@ -225,10 +238,41 @@ class ConsistencyProofOut(BaseModel):
     proof: list[str]
 
 
+class TransferProofOut(BaseModel):
+    transfer: TransferOut
+    leaf_index: int
+    tree_size: int
+    leaf: str = Field(description="the transfer's 128-byte canonical encoding, base64")
+    leaf_hash: str = Field(description="base64 SHA-256(0x00 || leaf)")
+    proof: list[str] = Field(description="base64 hashes, leaf side first (RFC 9162)")
+    checkpoint: str | None = Field(
+        description="the signed checkpoint of tree_size with its collected cosignatures; "
+        "null if the ledger stored none for that size"
+    )
+
+
 class LogKeyOut(BaseModel):
     origin: str
     verifier_key: str = Field(description="C2SP note verifier key")
     tree_size: int
+    witness_keys: list[str] = Field(
+        description="cosignature verifier keys of the witnesses this log collects cosignatures from "
+        "(clients should pin the witnesses they trust themselves)"
+    )
+
+
+class CosignatureIn(BaseModel):
+    checkpoint: str = Field(max_length=16384, description="the signed checkpoint note the witness cosigned")
+    cosignature: str = Field(
+        max_length=1000, description="the witness's cosignature/v1 line: `\u2014 <name> <base64>`"
+    )
+
+
+class CosignatureOut(BaseModel):
+    status: str = Field(description="CREATED, or EXISTS when this witness had already cosigned the size")
+    tree_size: int
+    witness_key: str
+    cosigned_at_s: int = Field(description="the stored cosignature's time (Unix seconds)")
 
 
 class AllowanceIn(BaseModel):
@@ -250,6 +294,9 @@ class AllowanceOut(BaseModel):
     starts_at_ns: str
     expires_at_ns: str
     revoked: bool
+    spent_micros: str = Field(
+        description="spent in the current period: payments and open reservations (expired ones no longer count)"
+    )
     ledger: int
     code: int
 
@@ -295,12 +342,13 @@ def _result_out(r: CreateTransferResult) -> ResultOut:
     return ResultOut(status=r.status.name, timestamp=str(r.timestamp))
 
 
-def _allowance_out(a: Allowance) -> AllowanceOut:
+def _allowance_out(a: Allowance, spent_micros: int) -> AllowanceOut:
     return AllowanceOut(
         id=str(a.id), account_id=str(a.account_id),
         device_public_key=base64.urlsafe_b64encode(a.device_public_key).rstrip(b"=").decode(),
         cap_micros=str(a.cap_micros), period_ns=str(a.period_ns), starts_at_ns=str(a.starts_at_ns),
         expires_at_ns=str(a.expires_at_ns), revoked=bool(a.revoked_at_ns), ledger=a.ledger, code=a.code,
+        spent_micros=str(spent_micros),
     )  # fmt: skip
 
 
@@ -493,21 +541,141 @@ async def create_transfers(body: TransfersIn, principal: WriterDep, request: Req
 
 # -- transparency log -----------------------------------------------------------------------
 
+_NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
+_NOTE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {}}}}
+
 
 @router.get(
     "/checkpoint",
     response_class=PlainTextResponse,
-    summary="The latest signed checkpoint (C2SP signed note, tlog-checkpoint body)",
-    responses={200: {"content": {"text/plain": {}}}},
+    summary="The latest signed checkpoint (C2SP signed note) with the cosignatures collected for it",
+    responses=_NOTE_RESPONSES,
 )
 def get_checkpoint(request: Request) -> PlainTextResponse:
-    return PlainTextResponse(_ledger(request).checkpoint(), media_type="text/plain; charset=utf-8")
+    signed = _cosignatures(request).cosigned(_ledger(request).checkpoint())
+    return PlainTextResponse(signed, media_type=_NOTE_MEDIA_TYPE)
+
+
+@router.get(
+    "/checkpoint/cosigned",
+    response_class=PlainTextResponse,
+    summary="The newest checkpoint cosigned by at least `min_cosignatures` configured witnesses",
+    responses=_NOTE_RESPONSES,
+)
+def get_cosigned_checkpoint(
+    request: Request,
+    min_cosignatures: Annotated[int, Query(ge=1, le=MAX_WITNESSES)] = 1,
+) -> PlainTextResponse:
+    try:
+        signed = _cosignatures(request).latest(min_cosignatures)
+    except CosignatureError as exc:
+        raise _cosignature_problem(exc) from exc
+    if signed is None:
+        raise ProblemError(
+            404, "no-cosigned-checkpoint", "No cosigned checkpoint",
+            f"no checkpoint has {min_cosignatures} witness cosignature(s) yet",
+        )  # fmt: skip
+    return PlainTextResponse(signed, media_type=_NOTE_MEDIA_TYPE)
+
+
+@router.get(
+    "/checkpoints/{tree_size}",
+    response_class=PlainTextResponse,
+    summary="The checkpoint the ledger signed at a tree size, with its collected cosignatures",
+    responses=_NOTE_RESPONSES,
+)
+def get_checkpoint_of_size(
+    request: Request, tree_size: Annotated[int, Path(ge=1, le=(1 << 62))]
+) -> PlainTextResponse:
+    signed = _cosignatures(request).checkpoint(tree_size)
+    if signed is None:
+        raise ProblemError(
+            404, "not-found", "Not found", f"the ledger stored no checkpoint of size {tree_size}"
+        )
+    return PlainTextResponse(signed, media_type=_NOTE_MEDIA_TYPE)
+
+
+def _cosignature_problem(exc: CosignatureError) -> ProblemError:
+    status = {
+        "unknown-witness": 403,
+        "bad-cosignature": 403,
+        "unknown-checkpoint": 404,
+        "checkpoint-mismatch": 409,
+    }.get(exc.reason, 422)
+    return ProblemError(status, exc.reason, "Cosignature refused", str(exc))
+
+
+@router.post(
+    "/cosignatures",
+    response_model=CosignatureOut,
+    status_code=201,
+    summary="A witness submits its cosignature (C2SP tlog-cosignature) of a checkpoint",
+)
+def submit_cosignature(body: CosignatureIn, request: Request, response: Response) -> CosignatureOut:
+    try:
+        stored = _cosignatures(request).add(body.checkpoint, body.cosignature)
+    except CosignatureError as exc:
+        raise _cosignature_problem(exc) from exc
+    if not stored.created:
+        response.status_code = 200
+    return CosignatureOut(
+        status="CREATED" if stored.created else "EXISTS",
+        tree_size=stored.tree_size,
+        witness_key=stored.witness_key,
+        cosigned_at_s=stored.cosigned_at_s,
+    )
 
 
 @router.get("/log-key", response_model=LogKeyOut, summary="The log's origin and C2SP verifier key")
 def get_log_key(request: Request) -> LogKeyOut:
     led = _ledger(request)
-    return LogKeyOut(origin=led.origin, verifier_key=led.verifier_key, tree_size=led.tree_size)
+    return LogKeyOut(
+        origin=led.origin,
+        verifier_key=led.verifier_key,
+        tree_size=led.tree_size,
+        witness_keys=_cosignatures(request).witness_keys,
+    )
+
+
+@router.get(
+    "/transfers/{transfer_id}/proof",
+    response_model=TransferProofOut,
+    summary="Inclusion proof of one of the caller's transfers (leaf index, leaf, audit path)",
+)
+def get_transfer_proof(
+    transfer_id: IdPath,
+    principal: ReaderDep,
+    request: Request,
+    tree_size: Annotated[
+        int | None, Query(ge=1, le=(1 << 62), description="default: the log's current size")
+    ] = None,
+) -> TransferProofOut:
+    led = _ledger(request)
+    tid = _int(transfer_id, "transfer id")
+    found = led.lookup_transfers([tid])
+    if not found or not (_is_admin(principal) or _sees_transfer(led, principal, found[0])):
+        raise ProblemError(404, "not-found", "Not found", "no such transfer")  # no existence leak
+    try:
+        tp = transfer_inclusion_proof(led, tid, tree_size)
+    except merkle.ProofError as exc:
+        raise ProblemError(422, "invalid-proof-request", "No such proof", str(exc)) from exc
+    if tp is None:  # pragma: no cover - transfers are never deleted
+        raise ProblemError(404, "not-found", "Not found", "no such transfer")
+    b64 = base64.b64encode
+    return TransferProofOut(
+        transfer=_transfer_out(tp.transfer),
+        leaf_index=tp.leaf_index,
+        tree_size=tp.tree_size,
+        leaf=b64(tp.leaf).decode(),
+        leaf_hash=b64(tp.leaf_hash).decode(),
+        proof=[b64(h).decode() for h in tp.proof],
+        checkpoint=_cosignatures(request).cosigned(tp.checkpoint) if tp.checkpoint else None,
+    )
+
+
+def _sees_transfer(led: Ledger, p: Principal, t: Transfer) -> bool:
+    """A transfer is visible to the owner of its debit or credit account."""
+    return any(_owns(p, a) for a in led.lookup_accounts([t.debit_account_id, t.credit_account_id]))
 
 
 @router.get(
@@ -569,7 +737,7 @@ def create_allowance(body: AllowanceIn, principal: WriterDep, request: Request) 
         )  # fmt: skip
     except AllowanceError as exc:
         raise _allowance_problem(exc) from exc
-    return _allowance_out(a)
+    return _allowance_out(a, 0)
 
 
 def _own_allowance(request: Request, principal: Principal, allowance_id: int) -> Allowance:
@@ -584,7 +752,8 @@ def _own_allowance(request: Request, principal: Principal, allowance_id: int) ->
     "/allowances/{allowance_id}", response_model=AllowanceOut, summary="One of the caller's allowances"
 )
 def get_allowance(allowance_id: IdPath, principal: ReaderDep, request: Request) -> AllowanceOut:
-    return _allowance_out(_own_allowance(request, principal, _int(allowance_id, "allowance id")))
+    a = _own_allowance(request, principal, _int(allowance_id, "allowance id"))
+    return _allowance_out(a, _allowances(request).spent(a.id))
 
 
 @router.post("/allowances/{allowance_id}/revoke", status_code=204, summary="Revoke an allowance now")

@@ -18,7 +18,7 @@ from civitas import app as app_module
 from civitas.app import create_app
 from civitas.auth import sign_jwt
 from civitas.settings import Settings
-from ledger import PaymentRequest, merkle, note
+from ledger import PaymentRequest, Transfer, merkle, note, verify_transfer_inclusion
 from ledger.witness import verify_checkpoint
 
 from .conftest import BASE_URL, TokenFor, bearer
@@ -315,3 +315,118 @@ def test_witness_and_audit_commands(
         client.get("/ledger/log-key").json()["origin"], SigningKey(b"\x07" * 32)
     ).verifier.vkey()
     assert run_audit(app.state.settings, log_keys=[forged], out=io.StringIO()) == 1
+
+
+def _transfer_in(t: dict[str, Any]) -> Transfer:
+    return Transfer(**{k: int(v) for k, v in t.items()})
+
+
+def test_citizen_proves_their_transfer_is_in_the_log(
+    client: TestClient, app: FastAPI, admin: dict[str, str], funded: dict[str, Any]
+) -> None:
+    alice, shop, treasury, alice_h = funded["alice"], funded["shop"], funded["treasury"], funded["alice_h"]
+    assert post_transfers(client, alice_h, transfer(10, alice["id"], shop["id"], 300)) == ["CREATED"]
+    assert post_transfers(client, alice_h, transfer(11, alice["id"], shop["id"], 9_999)) == [
+        "EXCEEDS_CREDITS"
+    ]
+    post_transfers(client, admin, *[transfer(60 + i, treasury["id"], shop["id"], 1) for i in range(5)])
+    log_key = client.get("/ledger/log-key").json()["verifier_key"]
+    r = client.get("/ledger/transfers/10/proof", headers=alice_h)
+    assert r.status_code == 200, r.text
+    p = r.json()
+    assert (p["leaf_index"], p["tree_size"], p["transfer"]["amount"]) == (1, 7, "300")
+    cp = verify_checkpoint(p["checkpoint"], log_key, [], 0)
+    assert cp.size == 7
+    leaf = base64.b64decode(p["leaf"])
+    assert len(leaf) == 128 and merkle.leaf_hash(leaf) == base64.b64decode(p["leaf_hash"])
+    proof = [base64.b64decode(h) for h in p["proof"]]
+    t = _transfer_in(p["transfer"])
+    assert verify_transfer_inclusion(t, p["leaf_index"], p["tree_size"], proof, cp.root_hash)
+    t.amount = 3  # a citizen's copy that differs from what the ledger committed does not verify
+    assert not verify_transfer_inclusion(t, p["leaf_index"], p["tree_size"], proof, cp.root_hash)
+    # Against the checkpoint right after the transfer's own batch.
+    old = client.get("/ledger/transfers/10/proof?tree_size=2", headers=alice_h).json()
+    old_cp = verify_checkpoint(old["checkpoint"], log_key, [], 0)
+    assert old_cp.size == 2 == old["tree_size"]
+    assert verify_transfer_inclusion(
+        _transfer_in(old["transfer"]), 1, 2, [base64.b64decode(h) for h in old["proof"]], old_cp.root_hash
+    )
+    r = client.get("/ledger/transfers/10/proof?tree_size=1", headers=alice_h)
+    assert r.status_code == 422 and r.json()["type"].endswith("invalid-proof-request")
+    assert client.get("/ledger/transfers/10/proof?tree_size=99", headers=alice_h).status_code == 422
+    # Alice sees the transfers debiting or crediting her account; the payee's owner sees the payment.
+    assert client.get("/ledger/transfers/1/proof", headers=alice_h).json()["leaf_index"] == 0
+    assert client.get("/ledger/transfers/10/proof", headers=citizen(app, "shop-client")).status_code == 200
+    # Nobody else, and failed or unknown ids look the same (no existence leak).
+    for tid, headers in [
+        ("10", citizen(app, "nym-bob")),
+        ("60", alice_h),
+        ("11", alice_h),
+        ("4242", alice_h),
+    ]:
+        r = client.get(f"/ledger/transfers/{tid}/proof", headers=headers)
+        assert r.status_code == 404 and r.json()["type"].endswith("not-found"), (tid, r.text)
+    assert client.get("/ledger/transfers/60/proof", headers=admin).json()["leaf_index"] == 2
+    assert client.get("/ledger/transfers/10/proof").status_code == 401
+    r = client.get("/ledger/transfers/10/proof", headers=citizen(app, "nym-alice", scope="ledger:pay"))
+    assert r.status_code == 403 and r.json()["type"].endswith("insufficient-scope")
+    assert client.get(f"/ledger/transfers/{1 << 128}/proof", headers=admin).status_code == 422
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time_ns()
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def test_expired_toll_reservation_frees_the_allowance_over_http(
+    client: TestClient, app: FastAPI, token_for: TokenFor, funded: dict[str, Any]
+) -> None:
+    from civitas.routers import ledger as ledger_router
+
+    clock = FakeClock()  # the ledger's clock, so the test can step to a reservation's expiry
+    app.state.ledger.close()
+    app.state.ledger, app.state.clock = None, clock
+    ledger_router.setup(app)
+    alice, shop, alice_h = funded["alice"], funded["shop"], funded["alice_h"]
+    body = {
+        "id": "88", "account_id": alice["id"],
+        "device_public_key": base64.urlsafe_b64encode(bytes(DEVICE.verify_key)).rstrip(b"=").decode(),
+        "cap_micros": "100", "period_s": 3600, "expires_at_ns": str(clock.now + 86_400 * 10**9),
+    }  # fmt: skip
+    assert client.post("/ledger/allowances", json=body, headers=alice_h).json()["spent_micros"] == "0"
+    device_h = bearer(token_for("ledger:pay"))
+
+    def pay(rid: int, amount: int, flags: int = 0, timeout_s: int = 0) -> Any:
+        req = PaymentRequest(88, rid, amount, int(shop["id"]), clock.now, flags=flags, timeout_s=timeout_s)
+        payload = {"allowance_id": "88", "request_id": str(rid), "amount_micros": str(amount),
+                   "payee_account_id": shop["id"], "timestamp_ns": str(clock.now), "flags": flags,
+                   "timeout_s": timeout_s,
+                   "signature": base64.urlsafe_b64encode(req.sign(DEVICE)).rstrip(b"=").decode()}  # fmt: skip
+        return client.post("/ledger/allowances/payments", json=payload, headers=device_h)
+
+    def spent() -> str:
+        return str(client.get("/ledger/allowances/88", headers=alice_h).json()["spent_micros"])
+
+    r = pay(950, 60, flags=1, timeout_s=60)
+    assert r.status_code == 200 and r.json()["status"] == "CREATED"
+    expires = int(r.json()["timestamp"]) + 60 * 10**9
+    assert spent() == "60"
+    clock.now = expires - 1
+    r = pay(951, 41)
+    assert r.status_code == 409 and r.json()["type"].endswith("cap-exceeded")
+    assert spent() == "60"
+    clock.now = expires
+    assert spent() == "0"
+    r = pay(951, 41)
+    assert r.status_code == 200 and r.json()["status"] == "CREATED"
+    assert spent() == "41"
+    owner_h = citizen(app, "shop-client")
+    r = client.post("/ledger/allowances/reservations/950/post", json={"transfer_id": "952"}, headers=owner_h)
+    assert r.status_code == 200 and r.json()["status"] == "PENDING_TRANSFER_EXPIRED"
+    assert spent() == "41"
+    got = client.get(f"/ledger/accounts/{alice['id']}", headers=alice_h).json()
+    assert (got["debits_pending"], got["debits_posted"]) == ("0", "41")
+
