@@ -9,6 +9,7 @@ in through `register_grant`. Routes ask for a scope with `require_scope("ledger:
 from __future__ import annotations
 
 import secrets
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ TOKEN_ALG = "EdDSA"
 # library accepts, so joserfc's deprecation notice is expected here, not a problem.
 warnings.filterwarnings("ignore", message="EdDSA is deprecated via RFC 9864")
 MAX_TOKEN_CHARS = 8192
+# Tokens whose signature was checked, remembered so a client's next request skips the check.
+VERIFIED_TOKEN_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -215,20 +218,42 @@ class TokenVerifier:
             sub={"essential": True},
             client_id={"essential": True},
         )
+        self._verified: dict[str, tuple[object, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
 
-    def verify(self, token: str) -> Principal:
-        if len(token) > MAX_TOKEN_CHARS:
-            raise _unauthorized("invalid_token", "malformed token")
+    def _signed_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a token signed by a current or retired service key with `typ` at+jwt.
+
+        A token that passed is remembered with the key set that checked it (bounded, oldest
+        first out); a rotation makes a new key set, so cached entries stop matching.
+        """
+        keyset = self._keys.verification_keyset("service")
+        with self._lock:
+            hit = self._verified.get(token)
+        if hit is not None and hit[0] is keyset:
+            return hit[1]
         try:
-            decoded = jwt.decode(token, self._keys.verification_keyset("service"), algorithms=[TOKEN_ALG])
-            if decoded.header.get("typ") != "at+jwt":
-                raise _unauthorized("invalid_token", "not an access token")
-            self._claims.validate(decoded.claims)
+            decoded = jwt.decode(token, keyset, algorithms=[TOKEN_ALG])
         except JoseError as exc:
             raise _unauthorized("invalid_token", "the access token is invalid or expired") from exc
         except ValueError as exc:  # undecodable base64/JSON
             raise _unauthorized("invalid_token", "malformed token") from exc
-        claims = decoded.claims
+        if decoded.header.get("typ") != "at+jwt":
+            raise _unauthorized("invalid_token", "not an access token")
+        with self._lock:
+            if len(self._verified) >= VERIFIED_TOKEN_CACHE:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = (keyset, decoded.claims)
+        return decoded.claims
+
+    def verify(self, token: str) -> Principal:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise _unauthorized("invalid_token", "malformed token")
+        claims = self._signed_claims(token)
+        try:  # expiry and the rest are checked on every use, cached or not
+            self._claims.validate(claims)
+        except JoseError as exc:
+            raise _unauthorized("invalid_token", "the access token is invalid or expired") from exc
         client_id = str(claims["client_id"])
         if client_id not in PUBLIC_CLIENT_IDS:
             client = get_client(self._engine, client_id)

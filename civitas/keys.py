@@ -94,6 +94,8 @@ class KeyStore:
         self._env = dict(env_seeds or {})
         self._current: dict[str, ServiceKey] = {}
         self._retired: dict[str, list[PublicKey]] = {}
+        # name -> (kids, imported key set): importing keys costs more than checking a signature
+        self._keysets: dict[str, tuple[tuple[str, ...], KeySet]] = {}
 
     def __repr__(self) -> str:
         return f"KeyStore({self._dir!s}, names={sorted(self._current)})"
@@ -166,4 +168,11 @@ class KeyStore:
         return {"keys": [k.jwk() for k in self.all_public(name)]}
 
     def verification_keyset(self, name: str = "service") -> KeySet:
-        return KeySet.import_key_set(self.public_jwks(name))  # type: ignore[arg-type]
+        """The current and retired public keys as a joserfc KeySet (the same object until a rotation)."""
+        public = self.all_public(name)
+        kids = tuple(k.kid for k in public)
+        cached = self._keysets.get(name)
+        if cached is None or cached[0] != kids:
+            keyset = KeySet.import_key_set({"keys": [k.jwk() for k in public]})  # type: ignore[list-item]
+            cached = self._keysets[name] = (kids, keyset)
+        return cached[1]

@@ -14,8 +14,9 @@ from joserfc import jwt
 from joserfc.jwk import OKPKey
 
 from civitas.app import create_app
-from civitas.auth import Principal, require_scope, sign_jwt
+from civitas.auth import Principal, TokenVerifier, require_scope, sign_jwt
 from civitas.clients import revoke_client
+from civitas.errors import ProblemError
 from civitas.keys import KeyStore
 from civitas.settings import Settings
 from tests.api.conftest import BASE_URL, RegisterClient, TokenFor, bearer
@@ -217,3 +218,56 @@ def test_restart_keeps_keys_and_clients_and_rotation_keeps_old_tokens_valid(
         old_kid = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["kid"]
         assert new_kid != old_kid
     restarted.state.engine.dispose()
+
+
+def _verifier(app: FastAPI, now_s: list[int]) -> TokenVerifier:
+    return TokenVerifier(
+        app.state.engine, app.state.settings, app.state.keys, lambda: now_s[0] * 1_000_000_000
+    )
+
+
+def test_a_verified_token_is_remembered_but_still_expires(
+    app: FastAPI, settings: Settings, register_client: RegisterClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id, _ = register_client("probe:read")
+    now = [int(time.time())]
+    verifier = _verifier(app, now)
+    token = sign_jwt(app.state.keys, _claims(settings, client_id, iat=now[0], exp=now[0] + 60), typ="at+jwt")
+    decodes: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(value: str, *args: object, **kwargs: object) -> object:
+        decodes.append(value)
+        return real_decode(value, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("civitas.auth.jwt.decode", counting_decode)
+    assert verifier.verify(token).subject == client_id
+    assert verifier.verify(token).subject == client_id
+    assert decodes == [token]  # the second use skipped the signature check
+    now[0] += 120  # past exp and the 5 s leeway: the remembered token is refused all the same
+    with pytest.raises(ProblemError) as exc:
+        verifier.verify(token)
+    assert exc.value.status == 401
+    now[0] -= 120
+    app.state.keys.rotate("service")  # a new key set: remembered tokens are checked again
+    assert verifier.verify(token).subject == client_id
+    assert decodes == [token, token]
+
+
+def test_remembered_tokens_are_bounded_and_bad_tokens_are_not_remembered(
+    app: FastAPI, settings: Settings, register_client: RegisterClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("civitas.auth.VERIFIED_TOKEN_CACHE", 2)
+    client_id, _ = register_client("probe:read")
+    now = [int(time.time())]
+    verifier = _verifier(app, now)
+    tokens = [
+        sign_jwt(app.state.keys, _claims(settings, client_id, jti=f"j{i}"), typ="at+jwt") for i in range(3)
+    ]
+    for token in tokens:
+        verifier.verify(token)
+    assert list(verifier._verified) == tokens[1:]  # the oldest went first
+    forged = tokens[0][:-4] + ("AAAA" if not tokens[0].endswith("AAAA") else "BBBB")
+    with pytest.raises(ProblemError):
+        verifier.verify(forged)
+    assert forged not in verifier._verified
