@@ -4,7 +4,8 @@ Registered through `civitas.cli.COMMAND_MODULES` (`register(subparsers)`).
 
 `civitas ledger audit` opens the service database and replays it (balances from transfers,
 debits = credits per ledger, balance limits, leaf hashes, Merkle root and frontier) and verifies the
-latest checkpoint with the service's current and retired `log` keys. Exit status 0 iff it passes.
+latest checkpoint with the service's current and retired `log` keys, named by the origin the
+checkpoint itself carries (the public URL may have changed since). Exit status 0 iff it passes.
 
 `civitas witness --url URL --log-key VKEY --name NAME --key-file FILE --state FILE` polls a ledger's
 public `/ledger/checkpoint` and `/ledger/proofs/consistency`, checks each new checkpoint against the
@@ -32,6 +33,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from civitas.settings import Settings
 from ledger import Ledger, note
+from ledger.audit import checkpoint_origin
 from ledger.witness import Witness, WitnessConflictError, WitnessError
 
 __all__ = ["load_or_create_witness_key", "register", "run_audit", "run_witness"]
@@ -55,13 +57,21 @@ def run_audit(
     out = out or _stdout()
     engine = create_engine(settings)
     migrate(engine)
-    origin = log_origin(settings.public_url)
-    verifiers: list[str | note.NoteVerifier] = list(log_keys) or list(_log_verifiers(settings, origin))
-    led = Ledger(engine, origin=origin, create=False)
+    configured = log_origin(settings.public_url)
+    led = Ledger(engine, origin=configured, create=False)
     try:
+        # The signed checkpoint names the log; the public URL may have changed since it was written.
+        origin = checkpoint_origin(led) or configured
+        verifiers: list[str | note.NoteVerifier] = list(log_keys) or list(_log_verifiers(settings, origin))
         report = led.audit(verifiers)
     finally:
         led.close()
+        engine.dispose()
+    if origin != configured:
+        report.notes.append(
+            f"the log's origin {origin!r} (from its checkpoint) differs from {configured!r} "
+            "(CIVITAS_PUBLIC_URL); the service signs new checkpoints under the latter"
+        )
     if as_json:
         out.write(json.dumps(report.as_dict(), indent=2) + "\n")
     else:

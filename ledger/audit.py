@@ -20,7 +20,7 @@ from .types import AccountFlags, PendingState, TransferFlags
 if TYPE_CHECKING:
     from .store import Ledger
 
-__all__ = ["AuditReport", "audit"]
+__all__ = ["AuditReport", "audit", "checkpoint_origin"]
 
 _PENDING = int(TransferFlags.PENDING)
 _POST = int(TransferFlags.POST_PENDING_TRANSFER)
@@ -70,6 +70,20 @@ def _stored_leaves(rows: Iterable[Any], rep: AuditReport) -> Iterator[tuple[int,
         start = int(first)
         for k in range(len(data) // 32):
             yield start + k, data[32 * k : 32 * k + 32]
+
+
+def checkpoint_origin(ledger: Ledger) -> str | None:
+    """The origin line of the latest stored checkpoint (None for an empty log or an unreadable note).
+
+    Auditors build the log's verifier key from it: the key ID binds the name, so a checkpoint under
+    another origin still verifies only with the right key."""
+    cp = ledger.stored_checkpoint(ledger.tree_size)
+    if cp is None:
+        return None
+    try:
+        return note.parse_checkpoint(note.parse_note(cp).text).origin
+    except note.NoteError:
+        return None
 
 
 def audit(ledger: Ledger, log_keys: Sequence[str | note.NoteVerifier] | None = None) -> AuditReport:

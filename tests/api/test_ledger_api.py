@@ -430,3 +430,33 @@ def test_expired_toll_reservation_frees_the_allowance_over_http(
     got = client.get(f"/ledger/accounts/{alice['id']}", headers=alice_h).json()
     assert (got["debits_pending"], got["debits_posted"]) == ("0", "41")
 
+
+def test_audit_takes_the_log_origin_from_the_signed_checkpoint(
+    client: TestClient, app: FastAPI, admin: dict[str, str], funded: dict[str, Any]
+) -> None:
+    import io
+
+    from civitas.cli_ledger import run_audit
+    from ledger.tables import checkpoints
+
+    settings: Settings = app.state.settings
+    moved = settings.model_copy(update={"public_url": "https://city.example/civitas"})
+    report = io.StringIO()
+    assert run_audit(moved, out=report) == 0, report.getvalue()
+    text = report.getvalue()
+    assert "ledger audit: OK" in text and "differs from 'city.example/civitas/ledger'" in text
+    report = io.StringIO()
+    assert run_audit(settings, out=report) == 0 and "differs" not in report.getvalue()
+    # The origin is read from the checkpoint, but only the service's key makes it verify: a
+    # checkpoint re-signed by another key under another origin fails the audit.
+    led = app.state.ledger
+    size = led.tree_size
+    forged_signer = note.NoteSigner("evil.example/ledger", SigningKey(b"\x0e" * 32))
+    forged = note.sign_note(
+        note.format_checkpoint(note.Checkpoint("evil.example/ledger", size, led.root())), forged_signer
+    )
+    with led.engine.begin() as conn:
+        conn.execute(checkpoints.update().where(checkpoints.c.tree_size == size).values(note=forged))
+    report = io.StringIO()
+    assert run_audit(moved, out=report) == 1
+    assert "does not verify" in report.getvalue()
