@@ -3,7 +3,10 @@
 Built on :mod:`identity.bbs` (BLS12-381-SHA-256) and :mod:`identity.bbs.pseudonym`.
 
 * **Messages**: every claim (raw and derived predicates) becomes one message, the UTF-8 of the
-  canonical JSON array ``[name, value]``; messages are ordered by claim name.
+  canonical JSON array ``[name, value]``; messages are ordered by claim name. The Token Status
+  List reference is one more message, ``["status", {"status_list": {"idx": i, "uri": ...}}]``:
+  signed like any claim, disclosed only when a verifier asks for it (it is the same in every
+  presentation, so disclosing it makes those presentations linkable).
 * **Header** (signed, always visible): canonical JSON
   ``{"typ": "civitas-bbs-vc", "iss": ..., "vct": ..., "iat": day, "exp": day, "claims": [names]}``.
   It binds issuer, type and validity, and tells a verifier which index holds which claim. ``iat``
@@ -31,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from identity import bbs, did_key, jose
+from identity import bbs, did_key, jose, status_list
 from identity.bbs import pseudonym
 
 __all__ = [
@@ -58,6 +61,7 @@ SUITE: Final = bbs.BLS12_381_SHA_256
 DAY_S: Final = 86_400
 MAX_PRESENTATION_CHARS: Final = 64 * 1024
 MAX_CLAIMS: Final = 64
+STATUS_CLAIM: Final = "status"
 
 
 class BBSCredentialError(ValueError):
@@ -186,8 +190,21 @@ def issue(
     commitment: bytes,
     now_s: int | None = None,
     validity_s: int = 365 * DAY_S,
+    status: Mapping[str, Any] | None = None,
 ) -> IssuedBBS:
-    """Blind-sign ``claims`` for the holder that made ``commitment`` (one pseudonym secret)."""
+    """Blind-sign ``claims`` for the holder that made ``commitment`` (one pseudonym secret).
+
+    ``status`` (a Token Status List reference, ``{"status_list": {"idx", "uri"}}``) is signed as
+    the message of the claim ``status``.
+    """
+    if STATUS_CLAIM in claims:
+        raise BBSCredentialError("the status reference is given as status=, not as a claim")
+    if status is not None:
+        try:
+            status_list.parse_status_claim(status)
+        except status_list.StatusListError as exc:
+            raise BBSCredentialError(f"status reference: {exc}") from exc
+        claims = {**claims, STATUS_CLAIM: dict(status)}
     if not claims or len(claims) > MAX_CLAIMS:
         raise BBSCredentialError(f"a BBS credential holds 1..{MAX_CLAIMS} claims")
     now = int(time.time()) if now_s is None else now_s
@@ -225,6 +242,12 @@ class BBSCredential:
     @property
     def names(self) -> list[str]:
         return list(self.header_fields["claims"])
+
+    @property
+    def status(self) -> dict[str, Any] | None:
+        """The signed status-list reference, if the issuer gave one."""
+        value = self.claims.get(STATUS_CLAIM)
+        return value if isinstance(value, dict) else None
 
     @property
     def claims(self) -> dict[str, Any]:
@@ -343,6 +366,12 @@ class VerifiedBBS:
     vct: str
     claims: dict[str, Any]  # header fields (vct, iss, iat, exp) plus the disclosed claims
     pseudonym: str | None  # only when the verifier asked for a pseudonym context
+
+    @property
+    def status(self) -> dict[str, Any] | None:
+        """The status-list reference when the holder disclosed it (see the module docstring)."""
+        value = self.claims.get(STATUS_CLAIM)
+        return value if isinstance(value, dict) else None
 
 
 def parse_presentation(text: str) -> dict[str, Any]:

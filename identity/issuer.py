@@ -554,8 +554,10 @@ class Issuer:
         """Credential endpoint for BBS: blind-sign the claims against the wallet's nym commitment.
 
         One credential per request (BBS presentations are unlinkable, so copies are not needed).
-        BBS credentials carry no status reference; their validity is their configuration's
-        ``validity_s`` (keep it short).
+        Like an SD-JWT copy it gets a random status-list slot; the reference is a signed message
+        that the holder discloses only to verifiers that ask for it (it is a correlation handle).
+        Validity is the configuration's ``validity_s`` (keep it short: it bounds how long a
+        revoked credential still works where no status is asked for).
         """
         from identity import bbs_credentials as bc
 
@@ -571,6 +573,7 @@ class Issuer:
                 raise IssuanceError("invalid_proof", "this credential is requested with jwt proofs")
             raw = json.loads(offer["claims_json"])
             derived = predicates.derive(raw, today=self.today()) if conf.derive_predicates else {}
+            list_id, idx = self._allocate_slot(conn, now)
             try:
                 issued = bc.issue(
                     {**raw, **derived},
@@ -580,10 +583,10 @@ class Issuer:
                     commitment=commitments[0],
                     now_s=now // NS,
                     validity_s=conf.validity_s,
+                    status=status_list.status_claim(idx, self.status_uri(list_id)),
                 )
             except bc.BBSCredentialError as exc:
                 raise IssuanceError("invalid_proof", "nym commitment rejected") from exc
-            list_id, idx = self._allocate_slot(conn, now)  # keeps the issuance index uniform
             conn.execute(
                 t.issued_credentials.insert().values(
                     id=uuid.uuid4().int,

@@ -8,7 +8,9 @@
    mints an access token whose subject is that pseudonym.
 
 The same credential always yields the same pseudonym for one service context and unlinkable ones
-for different services. Nothing but the pseudonym is learned.
+for different services. Nothing but the pseudonym is learned: by default the request does not ask
+for the credential's status-list reference (see ``require_status``), so a revoked credential
+signs in until it expires (30 days for the city's BBS credential).
 
 Starting a sign-in stores a request and a session; each start also deletes up to
 ``PURGE_BATCH`` expired sign-ins (session, request and decision), so storage stays bounded by the
@@ -68,7 +70,11 @@ class CitizenSessions:
         context_base: str,
         allowed_scopes: Iterable[str],
         default_scope: str,
+        require_status: bool = False,
     ) -> None:
+        # Off by default: the status index is global, so disclosing it would link a citizen's
+        # pseudonyms across services and, for the issuer, to the issuance record (who it is).
+        self.require_status = require_status
         self.verifier = verifier
         self.vct_values = list(vct_values)
         self.context_base = context_base.rstrip("/")
@@ -91,7 +97,10 @@ class CitizenSessions:
             ]
         }
         request = self.verifier.create_request(
-            SESSION_OWNER, dcql_query=query, pseudonym_context=self.context_for(service)
+            SESSION_OWNER,
+            dcql_query=query,
+            pseudonym_context=self.context_for(service),
+            require_status=self.require_status,
         )
         secret = secrets.token_urlsafe(32)
         with self.verifier.engine.begin() as conn:

@@ -13,6 +13,7 @@ A second response for the same request is refused as a replay and changes nothin
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import secrets
@@ -40,6 +41,7 @@ __all__ = [
 
 NS: Final = 1_000_000_000
 MAX_VP_TOKEN_CHARS: Final = 512 * 1024
+STATUS_CLAIM: Final = "status"  # the Token Status List reference; verified, never passed on
 PresentationCheck = Callable[["PresentationRequest", dcql.CredentialQuery, str], "VerifiedPresentation"]
 
 
@@ -344,6 +346,32 @@ def _sdjwt_reason(exc: sdjwt.SDJWTError) -> str:
     return "invalid_presentation"
 
 
+def require_bbs_status(query: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a (valid) DCQL query whose BBS credential queries also ask for ``status``.
+
+    The claim is added to ``claims`` and to every claim set, so no way of satisfying the query
+    leaves the status reference undisclosed.
+    """
+    out: dict[str, Any] = copy.deepcopy(dict(query))
+    for cq in out["credentials"]:
+        if cq.get("format") != dcql.BBS_FORMAT:
+            continue
+        # own copies: a query built in code may share one claims list between credential queries
+        claims: list[dict[str, Any]] = [dict(c) for c in cq.get("claims", [])]
+        cq["claims"] = claims
+        entry = next((c for c in claims if c.get("path") == [STATUS_CLAIM]), None)
+        if entry is None:
+            entry = {"path": [STATUS_CLAIM]}
+            claims.append(entry)
+        if "claim_sets" not in cq:
+            continue
+        if "id" not in entry:  # with claim_sets every claim has an id: pick a free one
+            taken = {c.get("id") for c in claims}
+            entry["id"] = next(f"status_{n}" for n in range(len(claims) + 1) if f"status_{n}" not in taken)
+        cq["claim_sets"] = [s if entry["id"] in s else [*s, entry["id"]] for s in cq["claim_sets"]]
+    return out
+
+
 class Verifier:
     def __init__(
         self,
@@ -382,8 +410,15 @@ class Verifier:
         dcql_query: Mapping[str, Any] | None = None,
         rule_name: str | None = None,
         pseudonym_context: str | None = None,
+        require_status: bool = True,
     ) -> PresentationRequest:
-        """Store a new request; give exactly one of a DCQL query or a registered rule name."""
+        """Store a new request; give exactly one of a DCQL query or a registered rule name.
+
+        ``require_status``: BBS credentials must disclose their status-list reference (added to
+        every BBS credential query) so revocation and suspension are checked. The reference is
+        the same in every presentation of a credential: without it BBS presentations stay
+        unlinkable, but a revoked credential is accepted until it expires.
+        """
         if (dcql_query is None) == (rule_name is None):
             raise VerifierError("invalid_request", "give either dcql_query or rule_name")
         if rule_name is not None:
@@ -398,6 +433,9 @@ class Verifier:
             query = dict(dcql_query or {})
         try:
             dcql.parse_query(query)
+            if require_status:
+                query = require_bbs_status(query)
+                dcql.parse_query(query)
         except dcql.DCQLError as exc:
             raise VerifierError("invalid_request", f"dcql_query: {exc}") from exc
         now = self.clock()
@@ -549,9 +587,13 @@ class Verifier:
             raise _Reject(reason) from exc
         if verified.vct not in trusted.vct_values:
             raise _Reject("vct_not_allowed_for_issuer")
-        # BBS credentials carry no status reference (it would link presentations); they are short-lived.
+        # The status reference is disclosed only when the request asked for it (it links
+        # presentations); without it the credential's short validity is all that bounds it.
+        checked = False
+        if STATUS_CLAIM in verified.claims:
+            checked = self._check_status(verified.claims[STATUS_CLAIM])
         return VerifiedPresentation(
-            cq.format, trusted.issuer_id, verified.vct, verified.claims, verified.pseudonym, True
+            cq.format, trusted.issuer_id, verified.vct, verified.claims, verified.pseudonym, checked
         )
 
     def _check_status(self, claim: Any) -> bool:
@@ -615,7 +657,8 @@ class Verifier:
         status_checked = True
         pseudonym = None
         for qid, matches in selection.matches.items():
-            values = [m.disclosed_values() for m in matches]
+            # the status reference was checked above; like any correlation handle it is not kept
+            values = [{k: v for k, v in m.disclosed_values().items() if k != STATUS_CLAIM} for m in matches]
             disclosed[qid] = values[0] if len(values) == 1 else values
             for m in matches:
                 _, vp = m.credential.ref

@@ -139,6 +139,13 @@ class PresentationRequestCreate(BaseModel):
     )
     rule: str | None = Field(default=None, max_length=64, description="name of a registered eligibility rule")
     pseudonym_context: str | None = Field(default=None, max_length=200)
+    require_status: bool = Field(
+        default=True,
+        description=(
+            "BBS credentials must disclose their status-list reference so revocation is checked; "
+            "false keeps BBS presentations unlinkable but accepts revoked credentials until they expire"
+        ),
+    )
 
 
 class PresentationRequestCreated(BaseModel):
@@ -163,6 +170,7 @@ def create_presentation_request(
             dcql_query=body.dcql_query,
             rule_name=body.rule,
             pseudonym_context=body.pseudonym_context,
+            require_status=body.require_status,
         )
     except VerifierError as exc:
         raise _problem(exc) from exc

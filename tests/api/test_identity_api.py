@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -361,16 +362,22 @@ def test_bbs_credential_with_per_verifier_pseudonym(
     assert stored.format == "civitas-bbs" and stored.claims["age_over_65"] is True
     client.post("/identity/eligibility-rules", json={"rule": SENIOR}, headers=agency)
 
-    def ask(context: str) -> dict[str, Any]:
+    status_ref = stored.claims["status"]["status_list"]
+    assert status_ref["uri"].startswith(f"{BASE_URL}/identity/status-lists/")
+
+    def ask(context: str, *, require_status: bool = True) -> dict[str, Any]:
         req = client.post(
             "/identity/presentation-requests",
-            json={"rule": "senior_fare", "pseudonym_context": context},
+            json={"rule": "senior_fare", "pseudonym_context": context, "require_status": require_status},
             headers=agency,
         ).json()
         obj = wallet.fetch_request(req["request_uri"])
         (item,) = wallet.preview(obj)
-        assert item.disclosed == {"resident_of": "civitas", "age_over_65": True}
-        assert wallet.respond(obj) == {}
+        shown = {"resident_of": "civitas", "age_over_65": True}
+        # the user sees that the status reference (a correlation handle) is part of the answer
+        assert item.disclosed == ({**shown, "status": stored.claims["status"]} if require_status else shown)
+        with contextlib.suppress(WalletError):  # refused: the result says why
+            wallet.respond(obj)
         result: dict[str, Any] = client.get(
             f"/identity/presentation-requests/{req['id']}/result", headers=agency
         ).json()
@@ -379,10 +386,33 @@ def test_bbs_credential_with_per_verifier_pseudonym(
     first, second = ask("https://city.example/ledger"), ask("https://city.example/ledger")
     other = ask("https://library.example")
     for r in (first, second, other):
-        assert r["accepted"] and r["eligible"] and r["format"] == "civitas-bbs"
+        assert r["accepted"] and r["eligible"] and r["format"] == "civitas-bbs" and r["status_checked"]
+        # the status reference was checked and is not handed to the agency
         assert r["disclosed"] == {"eligibility_1": {"resident_of": "civitas", "age_over_65": True}}
     assert first["pseudonym"] == second["pseudonym"] != other["pseudonym"]
     assert first["pseudonym"]
+    unlinkable = ask("https://library.example", require_status=False)
+    assert unlinkable["accepted"] and not unlinkable["status_checked"]
+
+    for status, reason in (("suspended", "suspended"), ("revoked", "revoked")):
+        changed = client.post(
+            f"/identity/credentials/{offer['offer_id']}/status", json={"status": status}, headers=staff
+        )
+        assert changed.status_code == 200 and changed.json()["copies"] == 1
+        refused = ask("https://city.example/ledger")
+        assert not refused["accepted"] and refused["reason"] == reason and refused["disclosed"] == {}
+    # a request that does not ask for the status cannot see the revocation (documented trade-off)
+    assert ask("https://library.example", require_status=False)["accepted"]
+    with app_engine(client).connect() as conn:
+        dump = json.dumps(
+            [dict(r) for r in conn.execute(sa.select(t.presentation_results)).mappings()], default=str
+        )
+    assert status_ref["uri"] not in dump  # decisions never keep the status reference
+
+
+def app_engine(client: TestClient) -> sa.Engine:
+    engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+    return engine
 
 
 def test_citizen_sign_in_gives_per_service_pseudonymous_tokens(
@@ -420,6 +450,10 @@ def test_citizen_sign_in_gives_per_service_pseudonymous_tokens(
 
 def test_citizen_sign_in_errors(client: TestClient, tmp_path: Path) -> None:
     started = client.post("/identity/citizen-sessions", json={}).json()
+    # sign-in never asks for the status reference: it would link the pseudonyms of all services
+    jar = client.get(started["request_uri"]).text
+    (cq,) = json.loads(jose.b64u_decode(jar.split(".")[1]))["dcql_query"]["credentials"]
+    assert cq["format"] == "civitas-bbs" and "claims" not in cq
     token_url = f"/identity/citizen-sessions/{started['id']}/token"
     pending = client.post(token_url, json={"session_secret": started["session_secret"]})
     assert pending.status_code == 400 and pending.json()["error"] == "authorization_pending"

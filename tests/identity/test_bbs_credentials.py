@@ -142,3 +142,45 @@ def test_issuer_key_did_and_wrong_commitment() -> None:
     issued = bc.issue(CLAIMS, key=key, iss="i", vct="v", commitment=bc.start_request().commitment)
     with pytest.raises(bc.BBSCredentialError, match="does not verify"):
         bc.accept(issued, other)
+
+
+STATUS = {"status_list": {"idx": 4711, "uri": "https://city.example/identity/status-lists/1"}}
+
+
+def test_status_reference_is_signed_and_disclosed_only_on_request() -> None:
+    key = bc.BBSIssuerKey.from_seed(b"\x04" * 32)
+    request = bc.start_request()
+    issued = bc.issue(
+        CLAIMS,
+        key=key,
+        iss="https://city.example",
+        vct="urn:resident",
+        commitment=request.commitment,
+        now_s=NOW,
+        status=STATUS,
+    )
+    cred = bc.accept(issued, request)
+    assert cred.status == STATUS and "status" in cred.names
+    plain = _verify(key, bc.present(cred, ["resident_of"], audience=AUD, nonce=NONCE))
+    assert "status" not in plain.claims and plain.status is None
+    shown = _verify(key, bc.present(cred, ["resident_of", "status"], audience=AUD, nonce=NONCE))
+    assert shown.status == STATUS
+    # a forged reference (another index) breaks the proof: the reference is a signed message
+    body = json.loads(jose.b64u_decode(bc.present(cred, ["status"], audience=AUD, nonce=NONCE)))
+    index, _ = body["disclosed"][0]
+    forged = {"status_list": {**STATUS["status_list"], "idx": 1}}
+    body["disclosed"][0][1] = jose.b64u_encode(json.dumps(["status", forged], separators=(",", ":")).encode())
+    with pytest.raises(bc.BBSCredentialError, match="does not verify"):
+        _verify(key, jose.b64u_encode(json.dumps(body).encode()))
+    assert cred.names[index] == "status"
+
+
+def test_status_reference_must_be_well_formed() -> None:
+    key = bc.BBSIssuerKey.from_seed(b"\x04" * 32)
+    commitment = bc.start_request().commitment
+    with pytest.raises(bc.BBSCredentialError, match="status reference"):
+        bc.issue(
+            CLAIMS, key=key, iss="i", vct="v", commitment=commitment, status={"status_list": {"idx": -1}}
+        )
+    with pytest.raises(bc.BBSCredentialError, match="status="):
+        bc.issue({**CLAIMS, "status": STATUS}, key=key, iss="i", vct="v", commitment=commitment)

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from identity import dcql, jose, sdjwt, status_list
+from identity import dcql, eligibility, jose, sdjwt, status_list
 from identity import tables as t
 from identity.issuer import Issuer, make_proof
 from identity.verifier import EligibilityRules, TrustedIssuers, Verifier, VerifierConfig, VerifierError
@@ -304,11 +304,16 @@ def test_bbs_presentations_through_the_verifier(engine: sa.Engine) -> None:
     cred = bc.accept(bc.IssuedBBS.from_json(issued), nym)
 
     def respond(context: str | None, present_context: str | None, **kw: Any) -> Any:
-        req = w.verifier.create_request(AGENCY, rule_name="senior_fare", pseudonym_context=context)
+        req = w.verifier.create_request(
+            AGENCY,
+            rule_name="senior_fare",
+            pseudonym_context=context,
+            require_status=kw.get("require_status", True),
+        )
         obj = w.verifier.request_object(req)
         text = bc.present(
             cred,
-            ["age_over_65", "resident_of"],
+            kw.get("disclose", ["age_over_65", "resident_of", "status"]),
             audience=kw.get("aud", obj["client_id"]),
             nonce=obj["nonce"],
             pseudonym_context=present_context,
@@ -317,11 +322,29 @@ def test_bbs_presentations_through_the_verifier(engine: sa.Engine) -> None:
 
     ok = respond("ledger", "ledger")
     assert ok.accepted and ok.eligible and ok.pseudonym and ok.format == "civitas-bbs"
+    assert ok.status_checked and ok.disclosed == {
+        "eligibility_1": {"resident_of": "civitas", "age_over_65": True}
+    }
     assert respond("ledger", "ledger").pseudonym == ok.pseudonym
     anonymous = respond(None, None)
     assert anonymous.accepted and anonymous.pseudonym is None
     assert respond("ledger", "library").reason == "wrong_pseudonym_context"
     assert respond(None, None, aud="https://evil.example").reason == "invalid_presentation"
+    # the status reference is required by default; without it the presentation does not qualify
+    no_status = ["age_over_65", "resident_of"]
+    assert respond(None, None, disclose=no_status).reason == "query_not_satisfied"
+    unchecked = respond(None, None, disclose=no_status, require_status=False)
+    assert unchecked.accepted and not unchecked.status_checked
+    # revocation and suspension reach BBS credentials through their status-list entry
+    batch = issuer.batch_of_offer(grant.offer_id)
+    assert batch is not None
+    issuer.set_status(batch, status_list.SUSPENDED)
+    w.checker.invalidate()  # the list was cached for its ttl
+    assert respond(None, None).reason == "suspended"
+    assert respond(None, None, disclose=no_status, require_status=False).accepted  # not asked: not seen
+    issuer.set_status(batch, status_list.INVALID)
+    w.checker.invalidate()
+    assert respond(None, None).reason == "revoked"
     w.trusted.register(ISSUER_ID, issuer.public_jwk, [RESIDENT_VCT])  # BBS key no longer trusted
     assert respond(None, None).reason == "untrusted_issuer"
 
@@ -345,3 +368,50 @@ def test_credentials_signed_before_a_key_rotation_still_verify(engine: sa.Engine
     assert answer().reason == "bad_issuer_signature"
     w.trusted.register(ISSUER_ID, new_public, [RESIDENT_VCT], previous_keys=[jose.public_jwk(old_key)])
     assert answer().accepted
+
+
+def test_require_bbs_status_adds_the_reference_to_every_bbs_query() -> None:
+    from identity.verifier import require_bbs_status
+
+    bbs = {"id": "b", "format": "civitas-bbs", "meta": {"vct_values": [RESIDENT_VCT]}}
+    sd = {"id": "s", "format": "dc+sd-jwt", "meta": {"vct_values": [RESIDENT_VCT]}}
+    out = require_bbs_status({"credentials": [bbs, sd]})
+    assert out["credentials"][0]["claims"] == [{"path": ["status"]}]
+    assert out["credentials"][1] == sd and "claims" not in bbs  # SD-JWT untouched, input not changed
+    with_sets = {
+        **bbs,
+        "claims": [{"id": "status_0", "path": ["x"]}, {"id": "b", "path": ["y"]}],
+        "claim_sets": [["status_0"], ["b"]],
+    }
+    (cq,) = require_bbs_status({"credentials": [with_sets]})["credentials"]
+    assert cq["claims"][-1] == {"id": "status_1", "path": ["status"]}
+    assert cq["claim_sets"] == [["status_0", "status_1"], ["b", "status_1"]]
+    asked = {**bbs, "claims": [{"id": "st", "path": ["status"]}], "claim_sets": [["st"]]}
+    assert require_bbs_status({"credentials": [asked]})["credentials"][0] == asked
+    # a rule's query: the BBS alternative needs the status in both claim sets (predicates or birthdate)
+    rule = eligibility.parse_rule("adult = age_over_18")
+    query = require_bbs_status(rule.dcql(vct_values=[RESIDENT_VCT]))
+    dcql.parse_query(query)
+    bbs_query = query["credentials"][1]
+    assert all("status_0" in s for s in bbs_query["claim_sets"]) and len(bbs_query["claim_sets"]) == 2
+    assert "status" not in json.dumps(query["credentials"][0])
+
+
+def test_citizen_sessions_ask_for_status_only_when_configured(engine: sa.Engine) -> None:
+    from identity.sessions import CitizenSessions
+
+    w = World(engine)
+
+    def query(require_status: bool) -> Any:
+        sessions = CitizenSessions(
+            w.verifier,
+            vct_values=[RESIDENT_VCT],
+            context_base=ISSUER_ID,
+            allowed_scopes=["consent"],
+            default_scope="consent",
+            require_status=require_status,
+        )
+        return sessions.start().request.dcql_query["credentials"][0].get("claims")
+
+    assert query(False) is None
+    assert query(True) == [{"path": ["status"]}]
