@@ -75,13 +75,18 @@ def _newest_checkpoint_before(conn: sa.Connection, ts: int, max_size: int) -> tu
     return best
 
 
+def _leaf_index_by_checkpoints(conn: sa.Connection, ts: int, size: int) -> int:
+    """The leaf index of the transfer stamped `ts`, if the checkpoint rows are right."""
+    base, base_ts = _newest_checkpoint_before(conn, ts, size)
+    return base + _count_between(conn, base_ts, ts)
+
+
 def leaf_index_of(ledger: Ledger, transfer: Transfer) -> int:
     """The leaf index of a committed transfer (as returned by `lookup_transfers`)."""
     want = merkle.leaf_hash(encode_transfer(transfer.as_row()))
     size = ledger.tree_size
     with _read(ledger) as conn:
-        base, base_ts = _newest_checkpoint_before(conn, transfer.timestamp, size)
-        index = base + _count_between(conn, base_ts, transfer.timestamp)
+        index = _leaf_index_by_checkpoints(conn, transfer.timestamp, size)
         if index < size and ledger.leaf_hash(index) == want:
             return index
         index = _count_between(conn, -1, transfer.timestamp)  # checkpoint rows disagree: count all

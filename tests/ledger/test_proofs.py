@@ -113,6 +113,19 @@ def test_client_check_refuses_a_changed_transfer_or_wrong_root(led: Ledger) -> N
     assert not verify_transfer_inclusion(tp.transfer, tp.leaf_index, tp.tree_size, tp.proof, led.root(7))
 
 
+def test_checkpoints_give_the_leaf_index_with_at_most_one_batch_counted(led: Ledger) -> None:
+    from ledger.proofs import _count_between, _leaf_index_by_checkpoints, _newest_checkpoint_before
+
+    size = led.tree_size
+    with led.engine.connect() as conn:
+        for index, tid in enumerate(COMMITTED):
+            (tr,) = led.lookup_transfers([tid])
+            assert _leaf_index_by_checkpoints(conn, tr.timestamp, size) == index, tid
+            base, base_ts = _newest_checkpoint_before(conn, tr.timestamp, size)
+            assert index - base == _count_between(conn, base_ts, tr.timestamp) < 300  # within its batch
+        assert _newest_checkpoint_before(conn, 0, size) == (0, -1)
+
+
 def test_leaf_index_without_checkpoint_rows_and_with_wrong_ones(led: Ledger) -> None:
     """The checkpoints only speed the search up: sparse or misleading rows fall back to a count,
     and a log whose leaves do not match its transfers is reported."""
