@@ -520,3 +520,22 @@ def test_expired_sign_ins_are_purged(client: TestClient, app: FastAPI) -> None:
         json={"session_secret": started[0]["session_secret"]},
     )
     assert gone.status_code == 400 and gone.json()["error"] == "invalid_grant"
+
+
+def test_request_object_is_not_served_after_expiry(
+    client: TestClient, agency: dict[str, str], app: FastAPI
+) -> None:
+    query = {"credentials": [{"id": "res", "format": "dc+sd-jwt", "meta": {"vct_values": ["x"]}}]}
+    req = client.post("/identity/presentation-requests", json={"dcql_query": query}, headers=agency).json()
+    verifier = app.state.identity_verifier
+    expires_ns = req["expires_at"] * 1_000_000_000
+    real_clock = verifier.clock
+    try:
+        verifier.clock = lambda: expires_ns - 1
+        assert client.get(req["request_uri"]).status_code == 200
+        verifier.clock = lambda: expires_ns + 1_000_000_000  # expires_at is rounded down
+        gone = client.get(req["request_uri"])
+        assert gone.status_code == 404 and gone.json()["error"] == "invalid_request_uri"
+    finally:
+        verifier.clock = real_clock
+    assert client.get("/identity/presentation-requests/not-hex").status_code == 404
