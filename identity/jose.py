@@ -7,7 +7,6 @@ Nothing else is ever accepted; ``alg: none`` in particular can never verify.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import threading
@@ -24,12 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurv
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from joserfc import jws
 from joserfc._rfc7515.model import JWSAlgModel  # the documented base for custom algorithms
-from joserfc.errors import (
-    InvalidKeyCurveError,
-    JoseError,
-    MissingAlgorithmError,
-    UnsupportedAlgorithmError,
-)
+from joserfc.errors import JoseError, MissingAlgorithmError, UnsupportedAlgorithmError
 from joserfc.jwk import ECKey, OKPKey, import_key
 from joserfc.jws import JWSRegistry
 
@@ -54,6 +48,7 @@ _EDDSA_ALGS: Final = ("EdDSA", "Ed25519")
 _ES256_ALGS: Final = ("ES256",)
 _B64U_ALPHABET: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _B64U_TO_STD: Final = bytes.maketrans(b"-_", b"+/")
+_STD_TO_B64U: Final = bytes.maketrans(b"+/", b"-_")
 _CACHE_LIMIT: Final = 4096
 
 # joserfc flags the polymorphic "EdDSA" name (RFC 9864 prefers "Ed25519"); SD-JWT VC, OID4VCI and
@@ -83,16 +78,12 @@ class _SodiumEd25519(JWSAlgModel):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def check_key(self, key: OKPKey) -> None:
-        super().check_key(key)
-        if key.curve_name != "Ed25519":
-            raise InvalidKeyCurveError(f"Key for '{self.name}' not supported, only 'Ed25519' allowed")
-
     def sign(self, msg: bytes, key: OKPKey) -> bytes:
         return bytes(_nacl_signer(key).sign(msg).signature)
 
     def verify(self, msg: bytes, sig: bytes, key: OKPKey) -> bool:
-        # get_op_key enforces the JWK's use/key_ops like joserfc's own algorithms do
+        # get_op_key enforces the JWK's use/key_ops like joserfc's own algorithms do; any key
+        # that is not Ed25519 (Ed448, X25519) fails here as a signature that does not verify
         public = key.get_op_key("verify")
         if len(sig) != nacl.bindings.crypto_sign_BYTES or not isinstance(public, Ed25519PublicKey):
             return False
@@ -140,16 +131,21 @@ _REGISTRIES: Final = {
 
 
 def b64u_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_STD_TO_B64U).rstrip(b"=").decode("ascii")
 
 
-def b64u_decode(text: str) -> bytes:
-    """Strict base64url without padding (RFC 7515 section 2)."""
-    if not isinstance(text, str) or len(text) % 4 == 1 or not text.isascii():
+def b64u_decode(text: str | bytes) -> bytes:
+    """Strict base64url without padding (RFC 7515 section 2); ``text`` may be ASCII bytes."""
+    if isinstance(text, str):
+        if not text.isascii():
+            raise JoseFailure("invalid base64url")
+        data = text.encode("ascii")
+    elif isinstance(text, bytes):
+        data = text
+    else:
         raise JoseFailure("invalid base64url")
-    data = text.encode("ascii")
     # delete every alphabet byte: anything left ('=', '+', '/', whitespace, ...) is not base64url
-    if data.translate(None, _B64U_ALPHABET):
+    if len(data) % 4 == 1 or data.translate(None, _B64U_ALPHABET):
         raise JoseFailure("invalid base64url")
     try:
         return binascii.a2b_base64(data.translate(_B64U_TO_STD) + b"=" * (-len(data) % 4), strict_mode=True)

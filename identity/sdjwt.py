@@ -120,9 +120,12 @@ def _json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+_json_decode: Final = json.JSONDecoder().decode  # json.loads without its per-call argument handling
+
+
 def _loads(data: bytes | str, what: str) -> Any:
     try:
-        return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+        return _json_decode(data.decode("utf-8") if isinstance(data, bytes) else data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SDJWTError(f"{what} is not valid JSON") from exc
 
@@ -282,33 +285,47 @@ def _split(serialized: str) -> _Split:
     return _Split(jwt, disclosures, kb_jwt, signed_part)
 
 
-def _decode_disclosures(raws: Sequence[str]) -> dict[str, Disclosure]:
-    out: dict[str, Disclosure] = {}
+# A decoded disclosure: (raw, salt, claim name or None for an array element, value).
+_Decoded = tuple[str, str, str | None, Any]
+
+
+def _decode_disclosures(raws: Sequence[str]) -> dict[str, _Decoded]:
+    """Digest -> decoded disclosure; each disclosure is hashed and decoded exactly once."""
+    out: dict[str, _Decoded] = {}
+    sha256 = hashlib.sha256
     for raw in raws:
-        digest = _digest(raw)
+        data = raw.encode("ascii")  # _split has checked the whole token is ASCII
+        digest = jose.b64u_encode(sha256(data).digest())
         if digest in out:
             raise SDJWTError("the same disclosure appears twice")
-        parts = _decode_segment(raw, "disclosure")
-        if not isinstance(parts, list) or len(parts) not in (2, 3) or not isinstance(parts[0], str):
+        try:
+            parts = _json_decode(jose.b64u_decode(data).decode("utf-8"))
+        except jose.JoseFailure as exc:
+            raise SDJWTError("disclosure is not base64url") from exc
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SDJWTError("disclosure is not valid JSON") from exc
+        if type(parts) is not list or not 2 <= len(parts) <= 3 or not isinstance(parts[0], str):
             raise SDJWTError("disclosure must be a JSON array [salt, (name,) value]")
         if len(parts) == 3:
             if not isinstance(parts[1], str):
                 raise SDJWTError("disclosure claim name must be a string")
-            out[digest] = Disclosure(raw, digest, parts[0], parts[1], parts[2])
+            out[digest] = (raw, parts[0], parts[1], parts[2])
         else:
-            out[digest] = Disclosure(raw, digest, parts[0], None, parts[1])
+            out[digest] = (raw, parts[0], None, parts[1])
     return out
 
 
 class _Processor:
     """RFC 9901 section 7.1 step 3: replace digests by disclosed values, strictly."""
 
-    def __init__(self, disclosures: dict[str, Disclosure]) -> None:
+    __slots__ = ("disclosures", "seen", "used")
+
+    def __init__(self, disclosures: dict[str, _Decoded]) -> None:
         self.disclosures = disclosures
         self.seen: set[str] = set()
         self.used: dict[str, ClaimPath] = {}
 
-    def _take(self, digest: Any, path: ClaimPath, *, array: bool) -> Disclosure | None:
+    def _take(self, digest: Any, path: ClaimPath, *, array: bool) -> _Decoded | None:
         if not isinstance(digest, str):
             raise SDJWTError("digest must be a string")
         if digest in self.seen:
@@ -317,9 +334,9 @@ class _Processor:
         disclosure = self.disclosures.get(digest)
         if disclosure is None:
             return None
-        if array and disclosure.name is not None:
+        if array and disclosure[2] is not None:
             raise SDJWTError("an array element digest refers to an object-property disclosure")
-        if not array and disclosure.name is None:
+        if not array and disclosure[2] is None:
             raise SDJWTError("an object digest refers to an array-element disclosure")
         self.used[digest] = path
         return disclosure
@@ -344,13 +361,13 @@ class _Processor:
                     probe = self._take(digest, path, array=False)
                     if probe is None:
                         continue
-                    name = probe.name
+                    name = probe[2]
                     if name is None or name in RESERVED_NAMES:
                         raise SDJWTError(f"disclosure uses a reserved claim name {name!r}")
                     if name in out or (name == "_sd_alg" and depth == 0):
                         raise SDJWTError(f"disclosed claim {name!r} already exists in the object")
-                    self.used[probe.digest] = (*path, name)
-                    value = probe.value
+                    self.used[digest] = (*path, name)
+                    value = probe[3]
                     out[name] = (
                         self.run(value, (*path, name), depth + 1) if isinstance(value, dict | list) else value
                     )
@@ -362,7 +379,7 @@ class _Processor:
                     index = len(items)
                     probe = self._take(element["..."], (*path, index), array=True)
                     if probe is not None:
-                        items.append(self.run(probe.value, (*path, index), depth + 1))
+                        items.append(self.run(probe[3], (*path, index), depth + 1))
                     continue
                 if isinstance(element, dict | list):
                     items.append(self.run(element, (*path, len(items)), depth + 1))
@@ -372,9 +389,7 @@ class _Processor:
         return node
 
 
-def _process(
-    payload: dict[str, Any], disclosures: dict[str, Disclosure]
-) -> tuple[dict[str, Any], _Processor]:
+def _process(payload: dict[str, Any], disclosures: dict[str, _Decoded]) -> tuple[dict[str, Any], _Processor]:
     sd_alg = payload.get("_sd_alg", HASH_ALG)
     if sd_alg != HASH_ALG:
         raise SDJWTError(f"unsupported _sd_alg {sd_alg!r}")
@@ -413,7 +428,8 @@ def parse(sd_jwt: str, *, issuer_jwk: Mapping[str, Any] | None = None) -> HeldSD
     decoded = _decode_disclosures(split.disclosures)
     claims, proc = _process(payload, decoded)
     held = tuple(
-        Disclosure(d.raw, d.digest, d.salt, d.name, d.value, proc.used[d.digest]) for d in decoded.values()
+        Disclosure(raw, digest, salt, name, value, proc.used[digest])
+        for digest, (raw, salt, name, value) in decoded.items()
     )
     return HeldSDJWT(split.jwt, header, payload, held, claims)
 
@@ -589,26 +605,19 @@ def _verify_kb(
     return kb
 
 
-def verify(
+def _verify(
     presentation: str,
-    *,
     issuer_jwk: Mapping[str, Any],
     expected_audience: str | None,
     expected_nonce: str | None,
-    require_key_binding: bool = True,
-    now: int | None = None,
-    accepted_typs: Iterable[str] | None = VC_TYPS,
-    require_vct: bool = True,
-    expected_issuer: str | None = None,
-    kb_max_age_s: int = KB_MAX_AGE_S,
-    clock_skew_s: int = CLOCK_SKEW_S,
-) -> Verified:
-    """Full RFC 9901 section 7 verification; :func:`verify_presentation` returns just the claims.
-
-    ``accepted_typs=None`` accepts any ``typ`` (plain SD-JWT); ``require_vct=False`` likewise drops
-    the SD-JWT VC ``vct`` requirement. A KB-JWT is demanded when ``require_key_binding`` and is
-    verified fully whenever it is present.
-    """
+    require_key_binding: bool,
+    now: int | None,
+    accepted_typs: Iterable[str] | None,
+    require_vct: bool,
+    expected_issuer: str | None,
+    kb_max_age_s: int,
+    clock_skew_s: int,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, _Processor]:
     when = int(time.time()) if now is None else int(now)
     split = _split(presentation)
     typs = None if accepted_typs is None else frozenset(accepted_typs)
@@ -634,6 +643,42 @@ def verify(
         )
     elif require_key_binding:
         raise SDJWTError("key binding required but the presentation has no Key Binding JWT")
+    return claims, header, kb, proc
+
+
+def verify(
+    presentation: str,
+    *,
+    issuer_jwk: Mapping[str, Any],
+    expected_audience: str | None,
+    expected_nonce: str | None,
+    require_key_binding: bool = True,
+    now: int | None = None,
+    accepted_typs: Iterable[str] | None = VC_TYPS,
+    require_vct: bool = True,
+    expected_issuer: str | None = None,
+    kb_max_age_s: int = KB_MAX_AGE_S,
+    clock_skew_s: int = CLOCK_SKEW_S,
+) -> Verified:
+    """Full RFC 9901 section 7 verification; :func:`verify_presentation` returns just the claims.
+
+    ``accepted_typs=None`` accepts any ``typ`` (plain SD-JWT); ``require_vct=False`` likewise drops
+    the SD-JWT VC ``vct`` requirement. A KB-JWT is demanded when ``require_key_binding`` and is
+    verified fully whenever it is present.
+    """
+    claims, header, kb, proc = _verify(
+        presentation,
+        issuer_jwk,
+        expected_audience,
+        expected_nonce,
+        require_key_binding,
+        now,
+        accepted_typs,
+        require_vct,
+        expected_issuer,
+        kb_max_age_s,
+        clock_skew_s,
+    )
     names = tuple(sorted({".".join(map(str, p)) for p in proc.used.values()}))
     return Verified(claims, header, kb, names)
 
@@ -651,12 +696,18 @@ def verify_presentation(
 
     The result holds the always-visible claims of the issuer-signed JWT plus every disclosed
     claim (``_sd``/``_sd_alg`` removed). Raises :class:`SDJWTError` on any failure.
+    The checks are those of :func:`verify` with its defaults.
     """
-    return verify(
+    return _verify(
         presentation,
-        issuer_jwk=issuer_jwk,
-        expected_audience=expected_audience,
-        expected_nonce=expected_nonce,
-        require_key_binding=require_key_binding,
-        now=now,
-    ).claims
+        issuer_jwk,
+        expected_audience,
+        expected_nonce,
+        require_key_binding,
+        now,
+        VC_TYPS,
+        True,
+        None,
+        KB_MAX_AGE_S,
+        CLOCK_SKEW_S,
+    )[0]

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import import_key
+from joserfc.jwk import OKPKey, import_key
 
 from identity import jose
 
@@ -41,6 +41,15 @@ def test_b64u_decode_refuses_anything_but_unpadded_base64url(text: str) -> None:
 def test_b64u_decode_accepts_both_urlsafe_characters() -> None:
     assert jose.b64u_decode("-_-_") == base64.urlsafe_b64decode("-_-_")
     assert jose.b64u_decode("") == b""
+
+
+def test_b64u_decode_takes_ascii_bytes_with_the_same_rules() -> None:
+    assert jose.b64u_decode(b"-_-_") == jose.b64u_decode("-_-_")
+    for bad in (b"QQ==", b"\xff\xfe", b"a+b/", b"abcde"):
+        with pytest.raises(jose.JoseFailure):
+            jose.b64u_decode(bad)
+    with pytest.raises(jose.JoseFailure):
+        jose.b64u_decode(1234)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,6 +163,15 @@ def test_eddsa_respects_key_use_and_key_ops() -> None:
             jose.verify_compact(token, jose.load_key(restricted, cache=False))
     allowed = jose.load_key(dict(public, use="sig", key_ops=["verify"]), cache=False)
     assert jose.verify_compact(token, allowed)[1] == MSG
+
+
+def test_eddsa_with_a_key_that_is_not_ed25519_never_verifies() -> None:
+    private, _ = _ed_key_pair()
+    token = jose.sign_compact({}, MSG, private)
+    ed448 = OKPKey.generate_key("Ed448", private=False)
+    with pytest.raises(jose.JoseFailure) as info:
+        jose.verify_compact(token, ed448)
+    assert info.value.kind == "signature"
 
 
 @pytest.mark.parametrize("alg", ["none", "HS256", "ES256", "RS256", "Ed448", None])

@@ -411,3 +411,61 @@ def test_decoys_hide_claim_count() -> None:
     assert len(held.payload["_sd"]) == 4
     assert len(held.disclosures) == 1
     assert held.payload["_sd"] == sorted(held.payload["_sd"])
+
+
+# -- holder key (cnf.jwk) ------------------------------------------------------------------------
+
+
+def _holder_variants() -> list[tuple[dict[str, Any], str]]:
+    public = jose.public_jwk(HOLDER)
+    x = jose.b64u_decode(public["x"])
+    return [
+        (dict(HOLDER), "public key"),  # the private JWK itself
+        (dict(public, key_ops=["encrypt"]), "malformed"),  # joserfc: key not for verifying
+        (dict(public, use="enc"), "malformed"),
+        (dict(public, x=jose.b64u_encode(x[:31])), "holder key"),
+        (dict(public, crv="Ed448"), "holder key"),
+        ({"kty": "oct", "k": public["x"]}, "holder key"),
+    ]
+
+
+@pytest.mark.parametrize(("jwk", "message"), _holder_variants())
+def test_unusable_holder_key_rejected(jwk: dict[str, Any], message: str) -> None:
+    jwt = _signed(_base(cnf={"jwk": jwk}))
+    body = jwt + "~"
+    with pytest.raises(SDJWTError, match=message):
+        _verify(body + _kb(body))
+
+
+def test_every_presentation_imports_its_own_holder_key() -> None:
+    """Two credentials whose holder keys differ: a KB-JWT only verifies with its own cnf.jwk."""
+    other = jose.generate_ed25519()
+    mine = _signed(_base())
+    theirs = _signed(_base(cnf={"jwk": jose.public_jwk(other)}))
+    assert _verify(_with_kb(mine, []))["cnf"]["jwk"] == jose.public_jwk(HOLDER)
+    body = theirs + "~"
+    with pytest.raises(SDJWTError, match="signature"):
+        _verify(body + _kb(body))  # signed with HOLDER, bound to `other`
+    assert _verify(body + _kb(body, key=other))["cnf"]["jwk"] == jose.public_jwk(other)
+
+
+# -- verify_presentation is verify() with its defaults -------------------------------------------
+
+
+def test_verify_presentation_matches_verify() -> None:
+    cred = _credential(given_name="Ada", age_over_18=True)
+    presentation = _present(cred, [("age_over_18",)])
+    full = sdjwt.verify(
+        presentation, issuer_jwk=ISSUER_PUB, expected_audience=AUD, expected_nonce=NONCE, now=NOW
+    )
+    assert _verify(presentation) == full.claims
+    assert full.disclosed == ("age_over_18",)
+    plain = _signed(_base(), header={"typ": "example+sd-jwt"})
+    for check in (
+        lambda: _verify(_with_kb(plain, [])),
+        lambda: sdjwt.verify(
+            _with_kb(plain, []), issuer_jwk=ISSUER_PUB, expected_audience=AUD, expected_nonce=NONCE, now=NOW
+        ),
+    ):
+        with pytest.raises(SDJWTError, match="typ"):
+            check()
