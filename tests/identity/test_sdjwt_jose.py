@@ -218,3 +218,13 @@ def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
     assert cache.get(keys[0]) is parsed[0] and cache.get(keys[2]) is parsed[2]
     assert cache.get(keys[1]) is not parsed[1]
     assert len(cache) == 3
+
+
+def test_signer_cache_never_signs_with_a_dead_key_object() -> None:
+    """Signers are kept per key object; a new key that reuses a freed object's id gets its own."""
+    for _ in range(50):
+        private = jose.generate_ed25519()
+        key = jose.load_key(private, cache=False)
+        token = jws.serialize_compact({"alg": "EdDSA"}, MSG, key, registry=jose._REGISTRIES["OKP"])
+        assert jose.verify_compact(token, jose.load_key(jose.public_jwk(private), cache=False))[1] == MSG
+        del key
