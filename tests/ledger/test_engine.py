@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger import engine as eng
 from ledger.types import (
@@ -620,3 +622,131 @@ def test_engine_is_pure() -> None:
     out = eng.create_transfers(snap, [tr(100), tr(101, flags=F.PENDING)], m.now)
     assert accounts == m.accounts  # the snapshot was not modified
     assert len(out.created) == 2 and 101 in out.pending_new
+
+
+def test_invariant_check_on_the_whole_column_form() -> None:
+    """The one-ledger, no-new-account form: each broken invariant still raises."""
+
+    def row(aid: int, dp: int = 0, dpo: int = 0, cp: int = 0, cpo: int = 0, flags: int = 0) -> eng.AccountRow:
+        return (aid, dp, dpo, cp, cpo, 0, 0, 0, 1, 1, flags, aid)
+
+    before = {1: row(1, cpo=10), 2: row(2)}
+    eng.check_account_invariants(before, {1: row(1, dpo=5, cpo=10), 2: row(2, cpo=5)})
+    with pytest.raises(LedgerInvariantError, match="different amounts"):
+        eng.check_account_invariants(before, {1: row(1, dpo=5, cpo=10), 2: row(2, cpo=4)})
+    with pytest.raises(LedgerInvariantError, match="account 2: balance out of range"):
+        eng.check_account_invariants(before, {1: row(1, cpo=10), 2: row(2, dp=-1, cp=-1)})
+    with pytest.raises(LedgerInvariantError, match="out of range"):
+        eng.check_account_invariants(before, {1: row(1, dpo=BALANCE_MAX + 1, cpo=10), 2: row(2)})
+    dmnec = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+    cmned = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
+    with pytest.raises(LedgerInvariantError, match="debits exceed credits"):
+        eng.check_account_invariants(
+            {1: row(1, flags=dmnec), 2: row(2)}, {1: row(1, dpo=1, flags=dmnec), 2: row(2, cpo=1)}
+        )
+    with pytest.raises(LedgerInvariantError, match="credits exceed debits"):
+        eng.check_account_invariants(
+            {1: row(1), 2: row(2, flags=cmned)}, {1: row(1, dpo=1), 2: row(2, cpo=1, flags=cmned)}
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# Plain batches (the whole-batch path) against the event-by-event path
+
+
+def _both_paths(
+    m: MemLedger, events: list[Transfer]
+) -> tuple[eng.TransferOutcome | None, eng.TransferOutcome]:
+    snap = eng.TransferSnapshot(
+        dict(m.accounts), dict(m.transfers), dict(m.pending), dict(m.failed), (), m.last_ts
+    )
+    base = eng.batch_timestamp(m.now, m.last_ts)
+    return eng._plain_transfers(snap, events, base), eng._transfers_in_order(snap, events, base)
+
+
+def _same(a: eng.TransferOutcome, b: eng.TransferOutcome) -> None:
+    assert a.results == b.results
+    assert [r.status for r in a.results] == [r.status for r in b.results]
+    assert a.created == b.created
+    assert a.accounts == b.accounts
+    assert (a.pending, a.pending_new, a.failed, a.last_timestamp) == (
+        b.pending,
+        b.pending_new,
+        b.failed,
+        b.last_timestamp,
+    )
+
+
+def test_plain_batch_takes_the_whole_batch_path() -> None:
+    m = setup()
+    m.create_transfers([tr(1, dr=1, cr=4, amount=100)])  # funds for the limited account 4
+    events = [
+        tr(10 + k, dr=[1, 2, 4][k % 3], cr=[2, 1, 1][k % 3], amount=k % 5, user_data_64=k) for k in range(50)
+    ]
+    plain, exact = _both_paths(m, events)
+    assert plain is not None
+    _same(plain, exact)
+    assert all(r.status is S.CREATED for r in plain.results)
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([tr(10), tr(10)], id="duplicate id in the batch"),
+        pytest.param([tr(10), tr(1)], id="existing id"),
+        pytest.param([tr(10), tr(11, dr=9)], id="unknown account"),
+        pytest.param([tr(10), tr(11, dr=1, cr=3)], id="accounts on two ledgers"),
+        pytest.param([tr(10), tr(11, ledger=2)], id="transfer on another ledger"),
+        pytest.param([tr(10), tr(11, dr=2, cr=2)], id="same account"),
+        pytest.param([tr(10), tr(11, code=0)], id="code zero"),
+        pytest.param([tr(10), tr(11, flags=F.LINKED), tr(12)], id="a flag"),
+        pytest.param([tr(10), tr(11, timeout=1)], id="timeout"),
+        pytest.param([tr(10), tr(11, dr=4, amount=101)], id="exceeds credits"),
+        pytest.param(
+            [tr(10, dr=4, amount=60), tr(11, cr=4, amount=60), tr(12, dr=4, amount=60)], id="limit order"
+        ),
+        pytest.param([tr(10, dr=1, cr=5, amount=1)], id="exceeds debits"),
+        pytest.param([tr(10, amount=BALANCE_MAX), tr(11, amount=1)], id="overflow"),
+        pytest.param([tr(10, amount=AMOUNT_MAX)], id="amount max"),
+    ],
+)
+def test_plain_batch_that_may_fail_goes_event_by_event(events: list[Transfer]) -> None:
+    m = setup()
+    m.create_transfers([tr(1, dr=1, cr=4, amount=100)])
+    plain, exact = _both_paths(m, events)
+    assert plain is None
+    assert m.statuses(events) == [r.status for r in exact.results]
+
+
+def test_plain_batch_on_a_closed_account_goes_event_by_event() -> None:
+    m = setup()
+    assert m.statuses([tr(1, flags=F.PENDING | F.CLOSING_DEBIT)]) == [S.CREATED]
+    plain, exact = _both_paths(m, [tr(10)])
+    assert plain is None
+    assert [r.status for r in exact.results] == [S.DEBIT_ACCOUNT_ALREADY_CLOSED]
+
+
+@st.composite
+def _plain_batch(draw: st.DrawFn) -> list[Transfer]:
+    """Mostly batches that all succeed, sometimes with one reason not to."""
+    events = []
+    for k in range(draw(st.integers(1, 12))):
+        tid = draw(st.sampled_from([100 + k] * 60 + [1, 100]))  # 1..5 exist; 100 may repeat
+        dr, cr = draw(st.permutations([1, 2, 4, 6]))[:2]
+        if draw(st.integers(0, 60)) == 0:
+            dr, cr = draw(st.sampled_from([(5, 1), (1, 5), (3, 1), (2, 2), (9, 1)]))
+        amount = draw(st.integers(0, 40)) if draw(st.integers(0, 60)) else BALANCE_MAX - 100
+        ledger = draw(st.sampled_from([1] * 60 + [2]))
+        u64 = draw(st.sampled_from([0, 0, 7, (1 << 64) - 1]))
+        events.append(tr(tid, dr=dr, cr=cr, amount=amount, ledger=ledger, user_data_64=u64))
+    return events
+
+
+@given(_plain_batch())
+@settings(max_examples=400, deadline=None)
+def test_plain_batches_agree_with_the_event_by_event_path(events: list[Transfer]) -> None:
+    m = setup(Account(id=6, ledger=1, code=10))
+    m.create_transfers([tr(k, dr=1, cr=[4, 6][k % 2], amount=50) for k in range(1, 6)])
+    plain, exact = _both_paths(m, events)
+    if plain is not None:
+        _same(plain, exact)

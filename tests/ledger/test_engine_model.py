@@ -97,6 +97,24 @@ def wellformed_transfer(draw: st.DrawFn) -> Transfer:
 
 
 @st.composite
+def plain_transfer(draw: st.DrawFn) -> Transfer:
+    """A transfer without flags, mostly with a fresh id: whole batches of them take the engine's
+    whole-batch path unless a balance limit, an id or an account says otherwise."""
+    ledger = draw(st.sampled_from([1, 1, 1, 2]))
+    pool = [a for a in ACCOUNT_IDS if ACCOUNT_LEDGER[a] == ledger]
+    dr, cr = draw(st.permutations(pool))[:2]
+    return Transfer(
+        id=draw(st.one_of(st.integers(100, 10_000), st.integers(1, 60))),
+        debit_account_id=dr,
+        credit_account_id=cr,
+        amount=draw(st.one_of(st.integers(0, 30), st.just(BALANCE_MAX))),
+        user_data_128=draw(st.sampled_from([0, 0, 1 << 100])),
+        ledger=ledger,
+        code=1,
+    )
+
+
+@st.composite
 def transfers(draw: st.DrawFn) -> Transfer:
     t = draw(st.one_of(wellformed_transfer(), wellformed_transfer(), wellformed_transfer(), noisy_transfer()))
     if draw(st.integers(0, 5)) == 0:
@@ -140,6 +158,11 @@ class EngineVsModel(RuleBasedStateMachine):
         want = self.model.create_transfers(batch, self.engine.now)
         assert got == want, (batch, got, want)
         assert self.model.s.last_ts == self.engine.last_ts
+
+    @precondition(lambda self: self.created_accounts)
+    @rule(batch=st.lists(plain_transfer(), min_size=1, max_size=10))
+    def create_plain_transfers(self, batch: list[Transfer]) -> None:
+        self.create_transfers(batch)
 
     @rule(seconds=st.integers(0, 4))
     def advance_clock(self, seconds: int) -> None:
