@@ -277,7 +277,7 @@ def _split(serialized: str) -> _Split:
         raise SDJWTError("issuer-signed JWT is not a compact JWS")
     if len(disclosures) > MAX_DISCLOSURES:
         raise SDJWTError("too many disclosures")
-    if any(not d for d in disclosures):
+    if "" in disclosures:
         raise SDJWTError("empty disclosure")
     if kb_jwt and kb_jwt.count(".") != 2:
         raise SDJWTError("Key Binding JWT is not a compact JWS")
