@@ -36,6 +36,20 @@ _DIGITS = 33  # signed base-256 digits of a scalar < 2^255 (the top one is at mo
 _OFFSET = sum(128 << (8 * j) for j in range(_DIGITS))
 
 
+# GLV: phi(x, y) = (BETA * x, y) equals LAMBDA * P on G1, with LAMBDA = z^2 - 1 (z the BLS
+# parameter) about 2^128, so k*P = k1*P + k2*phi(P) with k1, k2 < 2^128 halves the scalar length.
+_FIELD_P = 0x1A0111EA397FE69A4B1BA7B6434BACD764774B84F38512BF6730D2A0F6B0F6241EABFFFEB153FFFFB9FEFFFFFFFFAAAB
+_BETA = 0x1A0111EA397FE699EC02408663D4DE85AA0D857D89759AD4897D29650FB85F9B409427EB4F49FFFD8BFD00000000AAAC
+_LAMBDA = 0xD201000000010000**2 - 1
+GLV_MSM_POINTS = range(3, 9)  # where splitting beats arkworks' own multi-scalar multiplication
+
+
+def _phi(p: G1Point) -> G1Point:
+    xy = bytes(p.to_xy_bytes_be())
+    x = int.from_bytes(xy[:48], "big") * _BETA % _FIELD_P
+    return G1Point.from_xy_bytes_unchecked_be(x.to_bytes(48, "big") + xy[48:])
+
+
 def _scalar(k: int) -> Scalar:
     return Scalar.from_be_bytes_mod_order((k % CURVE_ORDER).to_bytes(32, "big"))
 
@@ -136,13 +150,13 @@ class ArkworksBackend(Backend):
             raise ValueError("msm: points and scalars differ in length")
         terms: list[G1Point] = []
         rest_points: list[G1Point] = []
-        rest_scalars: list[Scalar] = []
+        rest_ints: list[int] = []
         tables = self._tables
         for p, k in zip(points, scalars, strict=True):
             entry = tables.get(id(p))
             if entry is None or entry[0] is not p:
                 rest_points.append(p)
-                rest_scalars.append(_scalar(k))
+                rest_ints.append(k % CURVE_ORDER)
                 continue
             # the bytes of k + _OFFSET index the rows directly (each is a signed digit + 128)
             terms += map(
@@ -150,13 +164,24 @@ class ArkworksBackend(Backend):
             )
         acc = sum(terms, self._g1_id)
         if rest_points:
-            acc = acc + self._msm(rest_points, rest_scalars)
+            acc = acc + self._msm(rest_points, rest_ints)
         return acc
 
-    def _msm(self, pts: list[G1Point], scs: list[Scalar]) -> G1Point:
+    def _msm(self, pts: list[G1Point], ks: list[int]) -> G1Point:
         n = len(pts)
         if n == 1:
-            return pts[0] * scs[0]
+            return pts[0] * _scalar(ks[0])
+        if n in GLV_MSM_POINTS:
+            halves: list[G1Point] = []
+            scalars: list[Scalar] = []
+            for p, k in zip(pts, ks, strict=True):
+                if p == self._g1_id:  # no affine coordinates to map
+                    continue
+                k2, k1 = divmod(k, _LAMBDA)
+                halves += (p, _phi(p))
+                scalars += (_scalar(k1), _scalar(k2))
+            return G1Point.multiexp_unchecked(halves, scalars)
+        scs = [_scalar(k) for k in ks]
         if self.parallel and n >= PARALLEL_MSM_MIN_POINTS:
             half = n // 2
             upper = self._pool.submit(G1Point.multiexp_unchecked, pts[half:], scs[half:])

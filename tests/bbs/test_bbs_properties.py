@@ -240,3 +240,18 @@ def test_fixed_base_tables_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     got = be.g1_msm(points, [5, R - 1, 2**200 + 9])
     want = be.g1_mul(be.g1_generator(), (3 * 5 + 4 * (R - 1) + 5 * (2**200 + 9)) % R)
     assert be.g1_eq(got, want)
+
+
+@pytest.mark.skipif("arkworks" not in BACKENDS, reason="needs the arkworks backend")
+@pytest.mark.parametrize("count", [2, 3, 5, 8, 9])
+def test_variable_base_msm_with_the_endomorphism_split(count: int) -> None:
+    """Bases without tables (split with the GLV endomorphism for 3..8 points), the identity among them."""
+    from identity.bbs import _arkworks
+
+    be = _arkworks.ArkworksBackend(parallel=False)
+    g = be.g1_generator()
+    points = [be.g1_mul(g, 11 + i) for i in range(count - 1)] + [be.g1_identity()]
+    scalars = [R - 1 - i * 2**130 for i in range(count)]
+    want = sum((11 + i) * scalars[i] for i in range(count - 1)) % R
+    assert be.g1_eq(be.g1_msm(points, scalars), be.g1_mul(g, want))
+    assert be.g1_is_identity(be.g1_msm(points[-1:] * 3, [5, 6, 7]))
