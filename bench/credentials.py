@@ -19,15 +19,21 @@ once, as single-use copies are), so nothing a verifier might remember about a pr
 help; parsed issuer keys may be reused (one issuer, many presentations).
 
 Timings run the competitors round-robin in the same process; each figure is operations per second
-of process CPU time (one core's worth; threads included), the median of the rounds. The last line
-is one JSON object.
+of process CPU time (one core's worth; threads included), the median of the rounds. BBS presentation
+verification is also measured as a server sees it: 8 concurrent verifiers in a process pinned to one
+CPU, whose pairing checks the backend answers in batches; that one-core throughput is
+``bbs_presentation_verify_per_s`` and a lone verifier's is ``bbs_presentation_verify_single_per_s``.
+The last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -166,6 +172,9 @@ class Reference:
                 raise RuntimeError("reference verification returned too few claims")
 
 
+CONCURRENT_VERIFIERS = 8
+
+
 def bbs_figures(batch: int, rounds: int) -> dict[str, float] | None:
     """BBS credentials (10 claims, 3 disclosed): issue, presentation and presentation verify."""
     try:
@@ -174,7 +183,50 @@ def bbs_figures(batch: int, rounds: int) -> dict[str, float] | None:
         return None
     bench = bbs_credentials.benchmark_fixture(CLAIMS, DISCLOSE, vct=VCT)
     issue, present, verify = _rounds([bench.issue, bench.present, bench.verify], batch, rounds)
-    return {"issue_per_s": issue, "presentation_per_s": present, "verify_per_s": verify}
+    one_core = _on_one_core(CONCURRENT_VERIFIERS, batch * rounds)
+    return {
+        "issue_per_s": issue,
+        "presentation_per_s": present,
+        "verify_per_s": verify,
+        "one_core_verify_per_s": one_core,
+    }
+
+
+def _on_one_core(threads: int, total: int) -> float:
+    """Presentation verifications per second of ``threads`` concurrent verifiers (as a server's
+    request threads are) in a fresh process pinned to one CPU: its wall time is one core's time."""
+    script = (
+        "import json, sys; from bench import credentials; "
+        "print(json.dumps(credentials._verify_on_this_core(int(sys.argv[1]), int(sys.argv[2]))))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(threads), str(total)],
+        env=env,
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _verify_on_this_core(threads: int, total: int) -> float:
+    import threading
+
+    from identity import bbs_credentials
+
+    if hasattr(os, "sched_setaffinity"):  # before any thread exists, so every thread inherits it
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    bench = bbs_credentials.benchmark_fixture(CLAIMS, DISCLOSE, vct=VCT)
+    bench.verify(min(total, WARMUP))
+    per_thread = max(1, total // threads)
+    workers = [threading.Thread(target=bench.verify, args=(per_thread,)) for _ in range(threads)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return per_thread * threads / (time.perf_counter() - start)
 
 
 def main(argv: list[str]) -> int:
@@ -227,6 +279,11 @@ def main(argv: list[str]) -> int:
         )
         headline["bbs_issue_per_s"] = round(bbs["issue_per_s"])
         headline["bbs_presentation_per_s"] = round(bbs["presentation_per_s"])
-        headline["bbs_presentation_verify_per_s"] = round(bbs["verify_per_s"])
+        print(
+            f"BBS presentation verify on one core with {CONCURRENT_VERIFIERS} concurrent verifiers "
+            f"(their pairing checks batched): {bbs['one_core_verify_per_s']:.0f}/s"
+        )
+        headline["bbs_presentation_verify_per_s"] = round(bbs["one_core_verify_per_s"])
+        headline["bbs_presentation_verify_single_per_s"] = round(bbs["verify_per_s"])
     print(json.dumps(headline))
     return 0

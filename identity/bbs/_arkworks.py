@@ -6,14 +6,17 @@ Two speed-ups on top of the native calls:
   :meth:`ArkworksBackend.g1_precompute`): a scalar is recoded into 33 signed base-256 digits that
   index the table rows directly, so ``k*P`` is a sum of 33 table entries: about 2.5x cheaper than
   arkworks' multi-scalar multiplication for the 10-20 bases of a typical signature.
-* The Rust calls release the GIL, so a pairing product can run on a worker thread while the caller
-  computes other values (:meth:`ArkworksBackend.pairing_product_is_one_async`), and a large
-  multi-scalar multiplication is split across two threads.
+* The Rust calls release the GIL, so a pairing product can run on the pairing thread while the
+  caller computes other values (:meth:`ArkworksBackend.pairing_product_is_one_async`); checks that
+  queue up there from concurrent verifications are answered as one batch
+  (:meth:`Backend.pairing_products_are_one`). A large multi-scalar multiplication is split across
+  two threads.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +31,7 @@ from .params import CURVE_ORDER, OCTET_G2_POINT_LENGTH, OCTET_POINT_LENGTH
 T = TypeVar("T")
 
 PARALLEL_MSM_MIN_POINTS = 64  # split a multi-scalar multiplication over two threads from this size
+PAIRING_BATCH_MAX = 64  # pairing checks answered together at most
 # Fixed-base tables: 33 rows of 256 points (about 1.5 MB each); at most this many per backend.
 MAX_FIXED_BASE_TABLES = 32
 _DIGITS = 33  # signed base-256 digits of a scalar < 2^255 (the top one is at most 1)
@@ -104,6 +108,55 @@ class _Pool:
             self._in_flight -= 1
 
 
+class _PairingBatcher:
+    """Answers queued pairing checks on one thread, all those waiting at once as one batch.
+
+    A lone check costs what it did; while a check runs, the ones queued behind it (concurrent
+    verifications) are tested together by :meth:`Backend.pairing_products_are_one`, and one by
+    one only if that batch fails.
+    """
+
+    def __init__(self, backend: Backend, max_batch: int) -> None:
+        self._backend = backend
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Sequence[tuple[G1, G2]], Future[bool]]] = queue.SimpleQueue()
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def submit(self, pairs: Sequence[tuple[G1, G2]]) -> Future[bool]:
+        with self._lock:
+            if self._pid != os.getpid():  # (re)start the thread in this process, e.g. after a fork
+                self._queue = queue.SimpleQueue()
+                threading.Thread(
+                    target=self._run, args=(self._queue,), name="bls12-381-pairing", daemon=True
+                ).start()
+                self._pid = os.getpid()
+        future: Future[bool] = Future()
+        self._queue.put((pairs, future))
+        return future
+
+    def _run(self, jobs: queue.SimpleQueue[tuple[Sequence[tuple[G1, G2]], Future[bool]]]) -> None:
+        while True:
+            batch = [jobs.get()]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(jobs.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                checks = [pairs for pairs, _ in batch]
+                if len(batch) > 1 and self._backend.pairing_products_are_one(checks):
+                    results = [True] * len(batch)
+                else:
+                    results = [self._backend.pairing_product_is_one(pairs) for pairs in checks]
+            except Exception as exc:  # never leave a verifier waiting
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), ok in zip(batch, results, strict=True):
+                future.set_result(ok)
+
+
 class ArkworksBackend(Backend):
     name = "arkworks"
 
@@ -111,6 +164,7 @@ class ArkworksBackend(Backend):
         cpus = os.cpu_count() or 1
         self.parallel = cpus > 1 if parallel is None else parallel
         self._pool = _Pool(max(2, min(cpus, 8)))
+        self._pairings = _PairingBatcher(self, PAIRING_BATCH_MAX)
         self._g1 = G1Point()
         self._g2 = G2Point()
         self._g1_id = G1Point.identity()
@@ -259,7 +313,4 @@ class ArkworksBackend(Backend):
     def pairing_product_is_one_async(self, pairs: Sequence[tuple[G1, G2]]) -> Callable[[], bool]:
         if not self.parallel:
             return super().pairing_product_is_one_async(pairs)
-        future = self._pool.submit(self.pairing_product_is_one, list(pairs))
-        if future is None:
-            return super().pairing_product_is_one_async(pairs)
-        return future.result
+        return self._pairings.submit(list(pairs)).result

@@ -255,3 +255,57 @@ def test_variable_base_msm_with_the_endomorphism_split(count: int) -> None:
     want = sum((11 + i) * scalars[i] for i in range(count - 1)) % R
     assert be.g1_eq(be.g1_msm(points, scalars), be.g1_mul(g, want))
     assert be.g1_is_identity(be.g1_msm(points[-1:] * 3, [5, 6, 7]))
+
+
+def _pairing_checks(be: bbs.Backend) -> tuple[list[list[tuple[object, object]]], list[bool]]:
+    """Checks e(a*G1, b*G2) * e(-(a*b)*G1, G2) == 1, every third one broken (its G1 side off by one)."""
+    g, h = be.g1_generator(), be.g2_generator()
+    keys = [be.g2_mul(h, 5), be.g2_mul(h, 7)]  # shared G2 points, as issuers' keys are
+    checks, truth = [], []
+    for i in range(9):
+        a, b = 3 + i, (5, 7)[i % 2]
+        off = 1 if i % 3 == 2 else 0
+        checks.append([(be.g1_mul(g, a), keys[i % 2]), (be.g1_mul(g, (R - a * b + off) % R), h)])
+        truth.append(off == 0)
+    return checks, truth
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pairing_products_are_tested_together(backend: str) -> None:
+    be = bbs.get_backend(backend)
+    checks, truth = _pairing_checks(be)
+    assert [be.pairing_product_is_one(c) for c in checks] == truth
+    good = [c for c, ok in zip(checks, truth, strict=True) if ok]
+    assert be.pairing_products_are_one(good) is True
+    assert be.pairing_products_are_one(good[:1]) is True
+    for bad in (c for c, ok in zip(checks, truth, strict=True) if not ok):
+        assert be.pairing_products_are_one([*good, bad]) is False
+        assert be.pairing_products_are_one([bad]) is False
+
+
+@pytest.mark.skipif("arkworks" not in BACKENDS, reason="needs the arkworks backend")
+def test_concurrent_pairing_checks_are_batched_and_each_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from identity.bbs import _arkworks
+
+    be = _arkworks.ArkworksBackend(parallel=True)
+    checks, truth = _pairing_checks(be)
+    batches: list[int] = []
+    gate = threading.Event()
+    real_batch, real_one = be.pairing_products_are_one, be.pairing_product_is_one
+
+    def slow_one(pairs: list[tuple[object, object]]) -> bool:
+        gate.wait(5)  # hold the first check so the others queue up behind it
+        return real_one(pairs)
+
+    def spy_batch(batch: list[list[tuple[object, object]]]) -> bool:
+        batches.append(len(batch))
+        return real_batch(batch)
+
+    monkeypatch.setattr(be, "pairing_product_is_one", slow_one)
+    monkeypatch.setattr(be, "pairing_products_are_one", spy_batch)
+    waits = [be.pairing_product_is_one_async(c) for c in checks]
+    gate.set()
+    assert [w() for w in waits] == truth  # the broken ones are found one by one after the batch fails
+    assert batches and max(batches) > 1

@@ -21,9 +21,13 @@ def test_quick_run_ends_with_headline_json(capsys: pytest.CaptureFixture[str]) -
         "verify_ratio_vs_reference",
         "verify_ratio_eddsa_es256_vs_reference",
         "bbs_presentation_verify_per_s",
+        "bbs_presentation_verify_single_per_s",
     ):
         assert key in headline
     assert headline["sdjwt_verify_per_s"] > 0 and headline["reference_verify_per_s"] > 0
+    assert (
+        headline["bbs_presentation_verify_per_s"] > 0 and headline["bbs_presentation_verify_single_per_s"] > 0
+    )
     # the headline ratio compares the same key types (ES256 issuer and holder on both sides)
     ratio = headline["sdjwt_es256_verify_per_s"] / headline["reference_verify_per_s"]
     assert headline["verify_ratio_vs_reference"] == pytest.approx(ratio, abs=0.01)
