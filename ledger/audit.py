@@ -90,19 +90,12 @@ def audit(ledger: Ledger, log_keys: Sequence[str | note.NoteVerifier] | None = N
     """Replay `ledger`. The latest checkpoint is verified with `log_keys` (verifier keys, e.g. the
     current and retired log keys) or, if none are given, with the ledger's own key unless that key
     is ephemeral — then only the checkpoint's body is compared and a note says so."""
-    from .store import _ACCOUNT_COLS, _TRANSFER_COLS
-
     rep = AuditReport()
     d = ledger._d
     opts: dict[str, str] = {"isolation_level": "REPEATABLE READ"} if d.pg else {"sqlite_begin": "DEFERRED"}
     with ledger.engine.connect().execution_options(**opts) as conn:
         state = ledger._read_meta(conn, lock=False)
-        accounts = {
-            row[0]: row
-            for row in map(
-                d.account_row, conn.exec_driver_sql(f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts")
-            )
-        }
+        accounts = {row[0]: row for row in ledger._account_rows(conn)}
         pend = {
             d.id_out(r[0]): int(r[1])
             for r in conn.exec_driver_sql("SELECT id, state FROM ledger_pending").fetchall()
@@ -115,9 +108,7 @@ def audit(ledger: Ledger, log_keys: Sequence[str | note.NoteVerifier] | None = N
         leaf_iter = _stored_leaves(leaf_rows, rep)
         sha = hashlib.sha256
         last_ts = 0
-        res = conn.exec_driver_sql(f"SELECT {_TRANSFER_COLS} FROM ledger_transfers ORDER BY timestamp")
-        for raw in res:
-            t = d.transfer_row(raw)
+        for t in ledger._transfer_rows(conn):
             rep.transfers += 1
             if t[12] <= last_ts:
                 rep.problem(f"transfer {t[0]}: timestamp does not increase")
@@ -147,6 +138,8 @@ def audit(ledger: Ledger, log_keys: Sequence[str | note.NoteVerifier] | None = N
             frontier.append(h)
         if next(leaf_iter, None) is not None:
             rep.problem("the leaf table holds leaves without a transfer")
+        for problem in ledger._storage_problems(conn):
+            rep.problem(problem)
     rep.accounts = len(accounts)
     for aid, a in accounts.items():
         b = balances[aid]

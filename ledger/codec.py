@@ -28,11 +28,13 @@ import struct
 
 from .types import LedgerValueError
 
-__all__ = ["TRANSFER_SIZE", "decode_transfer", "encode_transfer"]
+__all__ = ["TRANSFER_SIZE", "decode_transfer", "decode_transfers", "encode_transfer", "encode_transfers"]
 
 TRANSFER_SIZE = 128
 _M64 = (1 << 64) - 1
 _FORMAT = struct.Struct("<12QQIIIHHQ")
+# The same layout when every u128 field is below 2^64: its high half is zero padding.
+_FORMAT_LOW = struct.Struct("<Q8xQ8xQ8xQ8xQ8xQ8xQIIIHHQ")
 
 
 def encode_transfer(row: tuple[int, ...]) -> bytes:
@@ -62,3 +64,19 @@ def decode_transfer(data: bytes) -> tuple[int, ...]:
         v[10] | v[11] << 64,
         *v[12:],
     )
+
+
+def encode_transfers(rows: list[tuple[int, ...]]) -> list[bytes]:
+    """`encode_transfer` of each row; one struct call per row when the u128 fields fit 64 bits."""
+    pack = _FORMAT_LOW.pack
+    try:
+        return [pack(*r) for r in rows]
+    except struct.error:  # a u128 field >= 2^64 (or a bad value, which encode_transfer reports)
+        return [encode_transfer(r) for r in rows]
+
+
+def decode_transfers(data: bytes) -> list[tuple[int, ...]]:
+    """Decode concatenated encodings (a stored block) into rows."""
+    if len(data) % TRANSFER_SIZE:
+        raise LedgerValueError(f"a block of transfer encodings is a multiple of {TRANSFER_SIZE} bytes")
+    return [decode_transfer(data[k : k + TRANSFER_SIZE]) for k in range(0, len(data), TRANSFER_SIZE)]

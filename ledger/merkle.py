@@ -244,6 +244,40 @@ class Frontier:
         hashes.append(h)
         self.size = s + 1
 
+    def extend(self, leaves: Sequence[bytes], min_level: int = 1) -> list[tuple[int, int, bytes]]:
+        """Add many leaf hashes, one tree level at a time (the same tree as `append` one by one).
+
+        Returns `(level, index, hash)` of every perfect subtree completed at `min_level` or above.
+        """
+        s = self.size
+        n = len(leaves)
+        if n == 0:
+            return []
+        levels = [k for k in range(s.bit_length() - 1, -1, -1) if s >> k & 1]  # of self.hashes
+        old = dict(zip(levels, self.hashes, strict=True))
+        kept: dict[int, bytes] = {}
+        completed: list[tuple[int, int, bytes]] = []
+        sha = _sha256
+        layer = list(leaves)
+        level = 0
+        start = s  # index of layer[0] on its level
+        while layer:
+            if start & 1:  # the first node's left sibling is the old frontier's node on this level
+                layer.insert(0, old.pop(level))
+                start -= 1
+            if len(layer) & 1:  # the last node waits for its right sibling
+                kept[level] = layer[-1]
+            layer = [sha(b"\x01" + layer[i] + layer[i + 1]).digest() for i in range(0, len(layer) - 1, 2)]
+            level += 1
+            start >>= 1
+            if level >= min_level:
+                completed.extend((level, start + k, h) for k, h in enumerate(layer))
+        kept.update(old)  # old nodes above the highest level reached stay as they are
+        size = s + n
+        self.hashes = [kept[k] for k in range(size.bit_length() - 1, -1, -1) if size >> k & 1]
+        self.size = size
+        return completed
+
     def root(self) -> bytes:
         if not self.hashes:
             return EMPTY_ROOT

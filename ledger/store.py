@@ -5,6 +5,11 @@ the pure engine, write every change back with bulk statements, append the new tr
 leaves, sign a checkpoint, commit. A batch that raises leaves nothing behind; an acknowledged batch
 is on disk (SQLite WAL with synchronous=FULL, or PostgreSQL's commit).
 
+Storage (ledger/tables.py): a transfer is written once, as its canonical encoding in a block of
+consecutive transfers plus an id -> timestamp row; a batch appends one history row per account it
+touched (chained to the account's previous one) and rewrites the narrow balance rows of those
+accounts. Nothing is inserted at random positions of an index that grows with the log.
+
 Concurrency: batches of one `Ledger` are serialized by a lock. Across processes the database
 serializes them: BEGIN IMMEDIATE on SQLite, `SELECT ... FOR UPDATE` of the log's meta row (the
 Merkle log is one sequence) and of every touched account on PostgreSQL. On SQLite the ledger keeps
@@ -17,11 +22,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import json
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -31,16 +39,18 @@ from identity.sql import Clock, open_engine, system_clock_ns
 
 from . import engine as eng
 from . import merkle, note
-from .codec import encode_transfer
-from .tables import create_schema
+from .codec import decode_transfers, encode_transfers
+from .tables import TRANSFER_BLOCK, create_schema
 from .types import (
     BATCH_MAX,
+    ID_MAX,
     Account,
     BatchTooLargeError,
     CreateAccountResult,
     CreateTransferResult,
     LedgerError,
     LedgerInvariantError,
+    LedgerValueError,
     PendingState,
     Transfer,
     TransferFlags,
@@ -56,19 +66,48 @@ DEFAULT_ORIGIN = "civitas.local/ledger"
 NODE_MIN_LEVEL = 8  # interior Merkle nodes cached from this level up (subtrees of >= 256 leaves)
 ACCOUNT_CACHE_MAX = 2_000_000
 _CHUNK = 8000
+_ROWS_PER_STATEMENT = 500  # rows of one multi-row INSERT (bound parameters stay far below limits)
+_HISTORY_ROWS = BATCH_MAX  # history rows read per statement while walking an account's chain
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
 _PENDING = int(TransferFlags.PENDING)
 _POST = int(TransferFlags.POST_PENDING_TRANSFER)
+# History entries: (timestamp - batch_timestamp) << 1 | side as little-endian u16.
+_U16 = [v.to_bytes(2, "little") for v in range(2 * BATCH_MAX)]
 
-_ACCOUNT_COLS = (
-    "id, debits_pending, debits_posted, credits_pending, credits_posted, user_data_128, "
-    "user_data_64, user_data_32, ledger, code, flags, timestamp"
-)
 _TRANSFER_COLS = (
     "id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64, "
     "user_data_32, timeout, ledger, code, flags, timestamp"
 )
+# An account row in `Account` field order.
+_ACCOUNT_SELECT = (
+    "SELECT a.id, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, a.user_data_128, "
+    "a.user_data_64, a.user_data_32, a.ledger, a.code, b.flags, a.timestamp "
+    "FROM ledger_accounts a JOIN ledger_balances b ON b.timestamp = a.timestamp"
+)
+_BALANCE_COLS = (
+    "timestamp, debits_pending, debits_posted, credits_pending, credits_posted, flags, history_head"
+)
+
+_id_of = attrgetter("id")
+_pid_of = attrgetter("pending_id")
+_dr_of = attrgetter("debit_account_id")
+_cr_of = attrgetter("credit_account_id")
+_ts_of = itemgetter(eng.T_TS)
+_balances_of = itemgetter(eng.A_TS, eng.A_DP, eng.A_DPO, eng.A_CP, eng.A_CPO, eng.A_FLAGS)
+_account_ts_of = itemgetter(eng.A_TS)
+_id_of_row = itemgetter(0)
+_dr_cr_ts_of = itemgetter(eng.T_DR, eng.T_CR, eng.T_TS)
+
+
+_M64 = _U64 - 1
+
+
+def _mix(x: int) -> int:
+    """A 64-bit mixer (splitmix64's finalizer): sums of mixed values compare multisets."""
+    x = (x ^ x >> 30) * 0xBF58476D1CE4E5B9 & _M64
+    x = (x ^ x >> 27) * 0x94D049BB133111EB & _M64
+    return x ^ x >> 31
 
 
 def _s64(v: int) -> int:
@@ -130,34 +169,13 @@ class _Dialect:
         i = self.id_out
         return (i(r[0]), r[1], r[2], r[3], r[4], i(r[5]), _u64(r[6]), r[7], r[8], r[9], r[10], r[11])
 
-    def transfer_row(self, r: Sequence[Any]) -> eng.TransferRow:
-        i = self.id_out
-        return (
-            i(r[0]), i(r[1]), i(r[2]), r[3], i(r[4]), i(r[5]), _u64(r[6]),
-            r[7], r[8], r[9], r[10], r[11], r[12],
-        )  # fmt: skip
+    def stamps_param(self, stamps: Collection[int]) -> tuple[Any]:
+        """A list of timestamps as one parameter (see `stamps_table`)."""
+        return (list(stamps),) if self.pg else (json.dumps(list(stamps)),)
 
-    def transfer_params(self, rows: Sequence[eng.TransferRow]) -> list[tuple[Any, ...]]:
-        if self.pg:
-            U = uuid.UUID
-            return [
-                (U(int=r[0]), U(int=r[1]), U(int=r[2]), r[3], U(int=r[4]), U(int=r[5]), _s64(r[6]),
-                 r[7], r[8], r[9], r[10], r[11], r[12])
-                for r in rows
-            ]  # fmt: skip
-        return [
-            (r[0].to_bytes(16, "big"), r[1].to_bytes(16, "big"), r[2].to_bytes(16, "big"), r[3],
-             r[4].to_bytes(16, "big"), r[5].to_bytes(16, "big"),
-             r[6] if r[6] <= _I64_MAX else r[6] - _U64, r[7], r[8], r[9], r[10], r[11], r[12])
-            for r in rows
-        ]  # fmt: skip
-
-    def account_params(self, rows: Iterable[eng.AccountRow]) -> list[tuple[Any, ...]]:
-        i = self.id_in
-        return [
-            (i(r[0]), r[1], r[2], r[3], r[4], i(r[5]), _s64(r[6]), r[7], r[8], r[9], r[10], r[11])
-            for r in rows
-        ]
+    def stamps_table(self) -> str:
+        """A table expression with one column `t` over the list bound by `stamps_param`."""
+        return "unnest(%s::bigint[]) AS u(t)" if self.pg else "(SELECT value AS t FROM json_each(?)) AS u"
 
 
 class Ledger:
@@ -210,11 +228,12 @@ class Ledger:
             @sa.event.listens_for(engine, "connect")
             def _cache_size(dbapi_conn: Any, _record: Any) -> None:
                 cur = dbapi_conn.cursor()
-                # Up to 1 GiB of page cache (grows on demand): the per-account history indexes are
-                # updated at random positions, so a log of millions of transfers keeps them cached.
+                # Up to 1 GiB of page cache (grows on demand): balance rows and the id index of a
+                # large ledger stay cached.
                 cur.execute("PRAGMA cache_size=-1048576")
-                # Checkpoint the WAL less often: pages rewritten by consecutive batches (indexes,
-                # balances) are then copied back once. Every commit still fsyncs the WAL.
+                # Checkpoint the WAL less often: pages rewritten by consecutive batches (balances,
+                # the last pages of each table) are then copied back once. Every commit still
+                # fsyncs the WAL.
                 cur.execute("PRAGMA wal_autocheckpoint=50000")
                 cur.close()
 
@@ -278,28 +297,81 @@ class Ledger:
             out.extend(conn.exec_driver_sql(sql, tuple(d.ids_in(chunk))).fetchall())
         return out
 
-    def _load_accounts(self, conn: sa.Connection, ids: Iterable[int]) -> dict[int, eng.AccountRow]:
+    def _insert_rows(
+        self,
+        conn: sa.Connection,
+        head: str,
+        width: int,
+        values: Sequence[Any],
+        tail: str = "",
+        first: tuple[Any, ...] = (),
+    ) -> None:
+        """`head VALUES (...), (...), ... tail` over `values` (row after row, `width` each), with the
+        parameters `first` bound before them: a few statements of many rows instead of one driver
+        round trip per row."""
+        per = _ROWS_PER_STATEMENT * width
+        row = f"({self._d.placeholders(width)})"
+        for k in range(0, len(values), per):
+            part = values[k : k + per]
+            sql = f"{head} VALUES {', '.join([row] * (len(part) // width))}{tail}"
+            conn.exec_driver_sql(sql, (*first, *part))
+
+    def _load_accounts(self, conn: sa.Connection, ids: Iterable[int]) -> Mapping[int, eng.AccountRow]:
         d = self._d
         cache = self._cache
-        want = [i for i in set(ids) if 0 < i < (1 << 128) - 1]
+        want = [i for i in set(ids) if 0 < i < ID_MAX]
         if cache is not None:
             missing = [i for i in want if i not in cache]
             if missing:
-                for r in self._select_in(
-                    conn, f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts WHERE id", missing
+                for row in map(
+                    d.account_row, self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", missing)
                 ):
-                    row = d.account_row(r)
                     cache[row[0]] = row
             return cache
         tail = " FOR UPDATE" if d.pg else ""
-        rows = self._select_in(conn, f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts WHERE id", want, tail)
+        rows = self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", want, tail)
         return {row[0]: row for row in map(d.account_row, rows)}
+
+    def _transfers_at(self, conn: sa.Connection, stamps: Collection[int]) -> dict[int, eng.TransferRow]:
+        """The committed transfers stamped `stamps` (timestamp -> row), read from their blocks."""
+        if not stamps:
+            return {}
+        d = self._d
+        rows = conn.exec_driver_sql(
+            "SELECT transfers FROM ledger_transfer_blocks WHERE first_timestamp IN (SELECT (SELECT "
+            "first_timestamp FROM ledger_transfer_blocks WHERE first_timestamp <= u.t ORDER BY first_timestamp "
+            f"DESC LIMIT 1) FROM {d.stamps_table()})",
+            d.stamps_param(stamps),
+        ).fetchall()
+        want = set(stamps)
+        return {
+            r[eng.T_TS]: r for (blob,) in rows for r in decode_transfers(bytes(blob)) if r[eng.T_TS] in want
+        }
 
     def _load_transfers(self, conn: sa.Connection, ids: Iterable[int]) -> dict[int, eng.TransferRow]:
         d = self._d
-        want = [i for i in set(ids) if 0 < i < (1 << 128) - 1]
-        rows = self._select_in(conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers WHERE id", want)
-        return {row[0]: row for row in map(d.transfer_row, rows)}
+        want = [i for i in set(ids) if 0 < i < ID_MAX]
+        index = {
+            d.id_out(r[0]): int(r[1])
+            for r in self._select_in(conn, "SELECT id, timestamp FROM ledger_transfers WHERE id", want)
+        }
+        by_ts = self._transfers_at(conn, index.values())
+        out: dict[int, eng.TransferRow] = {}
+        for tid, ts in index.items():
+            row = by_ts.get(ts)
+            if row is None or row[0] != tid:
+                raise LedgerInvariantError(f"transfer {tid}: its id row and its stored block disagree")
+            out[tid] = row
+        return out
+
+    def _max_transfer_id(self, conn: sa.Connection) -> int:
+        """The largest id of a committed or failed transfer (0 if none)."""
+        top = 0
+        for table in ("ledger_transfers", "ledger_failed_transfers"):
+            row = conn.exec_driver_sql(f"SELECT id FROM {table} ORDER BY id DESC LIMIT 1").first()
+            if row is not None:
+                top = max(top, self._d.id_out(row[0]))
+        return top
 
     def _validate_cache(self, state: LogState) -> None:
         if self._cache is not None and (
@@ -318,6 +390,79 @@ class Ledger:
             (last_ts, frontier.size, frontier.to_bytes(), seq),
         )
         return seq
+
+    def _account_rows(self, conn: sa.Connection) -> Iterator[eng.AccountRow]:
+        """Every account, by timestamp (for the audit)."""
+        for r in conn.exec_driver_sql(f"{_ACCOUNT_SELECT} ORDER BY a.timestamp"):
+            yield self._d.account_row(r)
+
+    def _transfer_rows(self, conn: sa.Connection) -> Iterator[eng.TransferRow]:
+        """Every committed transfer, by timestamp (for the audit)."""
+        res = conn.exec_driver_sql("SELECT transfers FROM ledger_transfer_blocks ORDER BY first_timestamp")
+        while rows := res.fetchmany(256):
+            for (blob,) in rows:
+                yield from decode_transfers(bytes(blob))
+
+    def _storage_problems(self, conn: sa.Connection) -> Iterator[str]:
+        """Cross-check what the store maintains beside the transfer blocks (for the audit): the id
+        rows, each block's first leaf index, and every account's history chain and entries."""
+        d = self._d
+        accounts = {
+            d.id_out(r[0]): int(r[1])
+            for r in conn.exec_driver_sql("SELECT id, timestamp FROM ledger_accounts")
+        }
+        expected: dict[int, int] = {}  # account timestamp -> sum of _mix(ts << 1 | side) over its transfers
+        id_rows = conn.exec_driver_sql("SELECT id, timestamp FROM ledger_transfers ORDER BY timestamp")
+        ids = (row for rows in iter(lambda: id_rows.fetchmany(4096), []) for row in rows)
+        leaf = 0
+        blocks = conn.exec_driver_sql(
+            "SELECT first_timestamp, first_leaf_index, transfers FROM ledger_transfer_blocks ORDER BY first_timestamp"
+        )
+        for rows in iter(lambda: blocks.fetchmany(256), []):
+            for first_ts, first_leaf, blob in rows:
+                try:
+                    transfers = decode_transfers(bytes(blob))
+                except (TypeError, LedgerValueError):
+                    yield f"transfer block {first_ts}: not a whole number of transfer encodings"
+                    continue
+                if int(first_leaf) != leaf or not transfers or transfers[0][eng.T_TS] != int(first_ts):
+                    yield f"transfer block {first_ts}: its key or leaf index does not match its transfers"
+                for t in transfers:
+                    row = next(ids, None)
+                    if row is None or d.id_out(row[0]) != t[0] or int(row[1]) != t[eng.T_TS]:
+                        yield f"transfer {t[0]}: its id row does not match its block"
+                    for side, aid in ((0, t[eng.T_DR]), (1, t[eng.T_CR])):
+                        a = accounts.get(aid, -1)
+                        expected[a] = (expected.get(a, 0) + _mix(t[eng.T_TS] << 1 | side)) & _M64
+                    leaf += 1
+        if next(ids, None) is not None:
+            yield "ledger_transfers holds ids without a stored transfer"
+        found: dict[int, int] = {}
+        last: dict[int, int] = {}
+        history = conn.exec_driver_sql(
+            "SELECT account_timestamp, seq, batch_timestamp, previous_seq, entries FROM ledger_account_history "
+            "ORDER BY account_timestamp, seq"
+        )
+        for rows in iter(lambda: history.fetchmany(4096), []):
+            for account, seq, batch, prev, entries in rows:
+                account, batch = int(account), int(batch)
+                if int(prev) != last.get(account, 0):
+                    yield f"account {account}: history row {seq} is not chained to the one before it"
+                last[account] = int(seq)
+                data = entries if isinstance(entries, bytes | memoryview) else b"?"  # ? : odd length
+                total = found.get(account, 0)
+                if len(data) % 2 or not data:
+                    yield f"account {account}: history row {seq} is malformed"
+                for k in range(0, len(data) - 1, 2):
+                    v = data[k] | data[k + 1] << 8
+                    total += _mix((batch + (v >> 1)) << 1 | v & 1)
+                found[account] = total & _M64
+        for ts, head in conn.exec_driver_sql("SELECT timestamp, history_head FROM ledger_balances"):
+            if int(head) != last.get(int(ts), 0):
+                yield f"account {ts}: the head of its history is not its latest history row"
+        for account in expected.keys() | found.keys():
+            if expected.get(account) != found.get(account):
+                yield f"account {account}: its history entries do not match its transfers"
 
     # ----------------------------------------------------------------------------------------
     # Accounts
@@ -339,19 +484,22 @@ class Ledger:
                     existing = {
                         row[0]: row
                         for row in map(
-                            d.account_row,
-                            self._select_in(
-                                conn, f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts WHERE id", ids
-                            ),
+                            d.account_row, self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", ids)
                         )
                     }
                     out = eng.create_accounts(
                         eng.AccountSnapshot(existing, state.last_timestamp), accounts, self.clock()
                     )
                     if out.created:
+                        i = d.id_in
                         conn.exec_driver_sql(
-                            f"INSERT INTO ledger_accounts ({_ACCOUNT_COLS}) VALUES ({d.placeholders(12)})",
-                            d.account_params(out.created),
+                            "INSERT INTO ledger_accounts (timestamp, id, user_data_128, user_data_64, user_data_32, "
+                            f"ledger, code) VALUES ({d.placeholders(7)})",
+                            [(r[11], i(r[0]), i(r[5]), _s64(r[6]), r[7], r[8], r[9]) for r in out.created],
+                        )
+                        conn.exec_driver_sql(
+                            f"INSERT INTO ledger_balances ({_BALANCE_COLS}) VALUES ({d.placeholders(7)})",
+                            [(r[11], r[1], r[2], r[3], r[4], r[10], 0) for r in out.created],
                         )
                     self._stage("accounts_inserted")
                     frontier = merkle.Frontier.from_bytes(state.tree_size, state.frontier)
@@ -368,9 +516,7 @@ class Ledger:
     def lookup_accounts(self, ids: Sequence[int]) -> list[Account]:
         """The accounts that exist among `ids`, in the order asked (missing ids are skipped)."""
         with self.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-            rows = self._select_in(
-                conn, f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts WHERE id", list(set(ids))
-            )
+            rows = self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", list(set(ids)))
             found = {row[0]: row for row in map(self._d.account_row, rows)}
         return [Account.from_row(found[i]) for i in ids if i in found]
 
@@ -407,35 +553,30 @@ class Ledger:
             self._cache_seq = seq
         return out.results
 
-    def _create_transfers(
-        self, conn: sa.Connection, transfers: Sequence[Transfer]
-    ) -> tuple[eng.TransferOutcome, int]:
+    def _load_batch(
+        self, conn: sa.Connection, transfers: Sequence[Transfer], state: LogState, base: int
+    ) -> eng.TransferSnapshot:
+        """Read what the batch may touch: its ids and pending ids, their accounts, failed ids, the
+        pending transfers due to expire."""
         d = self._d
         ph = d.ph
-        state = self._read_meta(conn, lock=True)
-        self._validate_cache(state)
-        now = self.clock()
-        base = eng.batch_timestamp(now, state.last_timestamp)
-        ids: set[int] = set()
-        event_ids: list[int] = []
-        acc_ids: set[int] = set()
-        for t in transfers:
-            event_ids.append(t.id)
-            ids.add(t.id)
-            if t.pending_id:
-                ids.add(t.pending_id)
-            acc_ids.add(t.debit_account_id)
-            acc_ids.add(t.credit_account_id)
-        existing = self._load_transfers(conn, ids)
-        extra = {r[eng.T_PID] for r in existing.values() if r[eng.T_FLAGS] & _POST} - existing.keys()
-        if extra:
-            existing.update(self._load_transfers(conn, extra))
-        failed = {
-            d.id_out(r[0]): int(r[1])
-            for r in self._select_in(
-                conn, "SELECT id, status FROM ledger_failed_transfers WHERE id", event_ids
-            )
-        }
+        ids = list(map(_id_of, transfers))
+        pending_ids = set(map(_pid_of, transfers))
+        pending_ids.discard(0)
+        acc_ids = set(map(_dr_of, transfers))
+        acc_ids.update(map(_cr_of, transfers))
+        existing: dict[int, eng.TransferRow] = {}
+        failed: dict[int, int] = {}
+        # Ids above every stored one (time-ordered ids, as TigerBeetle recommends) need no lookup.
+        if pending_ids or not min(ids) > self._max_transfer_id(conn):
+            existing = self._load_transfers(conn, set(ids) | pending_ids)
+            extra = {r[eng.T_PID] for r in existing.values() if r[eng.T_FLAGS] & _POST} - existing.keys()
+            if extra:
+                existing.update(self._load_transfers(conn, extra))
+            failed = {
+                d.id_out(r[0]): int(r[1])
+                for r in self._select_in(conn, "SELECT id, status FROM ledger_failed_transfers WHERE id", ids)
+            }
         expiring_rows = conn.exec_driver_sql(
             f"SELECT id, state, expires_at_ns, resolved_at_ns FROM ledger_pending "
             f"WHERE state = {ph} AND expires_at_ns > 0 AND expires_at_ns <= {ph} ORDER BY expires_at_ns",
@@ -445,73 +586,89 @@ class Ledger:
             d.id_out(r[0]): (d.id_out(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in expiring_rows
         }
         expiring_ids = list(pend)
-        exp_transfers = self._load_transfers(conn, [i for i in expiring_ids if i not in existing])
-        exp_transfers.update({i: existing[i] for i in expiring_ids if i in existing})
-        expiring = sorted(
-            (exp_transfers[i] for i in expiring_ids), key=lambda r: (pend[r[0]][2], r[eng.T_TS])
-        )
-        pending_ids = [i for i, r in existing.items() if r[eng.T_FLAGS] & _PENDING and i not in pend]
-        if pending_ids:
+        expiring: list[eng.TransferRow] = []
+        if expiring_ids:
+            exp_transfers = self._load_transfers(conn, [i for i in expiring_ids if i not in existing])
+            exp_transfers.update({i: existing[i] for i in expiring_ids if i in existing})
+            expiring = sorted(
+                (exp_transfers[i] for i in expiring_ids), key=lambda r: (pend[r[0]][2], r[eng.T_TS])
+            )
+        pending_rows = [i for i, r in existing.items() if r[eng.T_FLAGS] & _PENDING and i not in pend]
+        if pending_rows:
             for r in self._select_in(
                 conn,
                 "SELECT id, state, expires_at_ns, resolved_at_ns FROM ledger_pending WHERE id",
-                pending_ids,
+                pending_rows,
             ):
                 pid = d.id_out(r[0])
                 pend[pid] = (pid, int(r[1]), int(r[2]), int(r[3]))
-        for r in existing.values():
-            acc_ids.add(r[eng.T_DR])
-            acc_ids.add(r[eng.T_CR])
-        for r in expiring:
+        for r in chain(existing.values(), expiring):
             acc_ids.add(r[eng.T_DR])
             acc_ids.add(r[eng.T_CR])
         accounts = self._load_accounts(conn, acc_ids)
+        return eng.TransferSnapshot(accounts, existing, pend, failed, expiring, state.last_timestamp)
+
+    def _create_transfers(
+        self, conn: sa.Connection, transfers: Sequence[Transfer]
+    ) -> tuple[eng.TransferOutcome, int]:
+        d = self._d
+        ph = d.ph
+        state = self._read_meta(conn, lock=True)
+        self._validate_cache(state)
+        now = self.clock()
+        snap = self._load_batch(conn, transfers, state, eng.batch_timestamp(now, state.last_timestamp))
         self._stage("rows_loaded")
-        snap = eng.TransferSnapshot(accounts, existing, pend, failed, expiring, state.last_timestamp)
         out = eng.create_transfers(snap, transfers, now)
         self._stage("engine_applied")
+        if not out.accounts.keys() <= snap.accounts.keys():
+            raise LedgerInvariantError("the engine changed an account it was not given")
 
-        # Write back: transfers, Merkle leaves and nodes, accounts, pending states, failures, meta.
+        # Write back: transfers, Merkle leaves and nodes, history, balances, pending states, failures, meta.
         created = out.created
-        if created:
-            conn.exec_driver_sql(
-                f"INSERT INTO ledger_transfers ({_TRANSFER_COLS}) VALUES ({d.placeholders(13)})",
-                d.transfer_params(created),
-            )
-        self._stage("transfers_inserted")
         frontier = merkle.Frontier.from_bytes(state.tree_size, state.frontier)
-        first_leaf = frontier.size
-        node_rows: list[tuple[int, int, bytes]] = []
-
-        def on_node(level: int, index: int, h: bytes) -> None:
-            if level >= NODE_MIN_LEVEL:
-                node_rows.append((level, index, h))
-
-        sha = hashlib.sha256
-        leaf_hashes = [sha(b"\x00" + encode_transfer(r)).digest() for r in created]
-        append = frontier.append
-        for h in leaf_hashes:
-            append(h, on_node)
-        if leaf_hashes:
+        if created:
+            encoded = encode_transfers(created)
+            first_leaf = frontier.size
+            conn.exec_driver_sql(
+                f"INSERT INTO ledger_transfer_blocks (first_timestamp, first_leaf_index, transfers) "
+                f"VALUES ({ph}, {ph}, {ph})",
+                [
+                    (created[k][eng.T_TS], first_leaf + k, b"".join(encoded[k : k + TRANSFER_BLOCK]))
+                    for k in range(0, len(created), TRANSFER_BLOCK)
+                ],
+            )
+            ids = d.ids_in(map(itemgetter(0), created))
+            self._insert_rows(
+                conn, "INSERT INTO ledger_transfers (id, timestamp)", 2,
+                list(chain.from_iterable(zip(ids, map(_ts_of, created), strict=True))),
+            )  # fmt: skip
+            self._stage("transfers_inserted")
+            sha = hashlib.sha256
+            leaf_hashes = [sha(b"\x00" + e).digest() for e in encoded]
+            node_rows = frontier.extend(leaf_hashes, NODE_MIN_LEVEL)
             conn.exec_driver_sql(
                 f"INSERT INTO ledger_leaves (first_leaf_index, leaf_hashes) VALUES ({ph}, {ph})",
                 (first_leaf, b"".join(leaf_hashes)),
             )
-        if node_rows:
-            conn.exec_driver_sql(
-                f"INSERT INTO ledger_nodes (level, node_index, node_hash) VALUES ({ph}, {ph}, {ph})",
-                node_rows,
-            )
-        self._stage("leaves_inserted")
-        if out.accounts:
-            # Accounts are keyed by their (immutable, unique) creation timestamp: an integer key.
-            res = conn.exec_driver_sql(
-                f"UPDATE ledger_accounts SET debits_pending = {ph}, debits_posted = {ph}, credits_pending = {ph}, "
-                f"credits_posted = {ph}, flags = {ph} WHERE timestamp = {ph}",
-                [(a[1], a[2], a[3], a[4], a[10], a[11]) for a in out.accounts.values()],
-            )
-            if res.rowcount >= 0 and res.rowcount != len(out.accounts):
-                raise LedgerInvariantError("an account balance update did not find its account")
+            if node_rows:
+                conn.exec_driver_sql(
+                    f"INSERT INTO ledger_nodes (level, node_index, node_hash) VALUES ({ph}, {ph}, {ph})",
+                    node_rows,
+                )
+            self._stage("leaves_inserted")
+            # History rows first: they read the accounts' previous heads from the balance rows.
+            moved, first_seq = self._append_history(conn, created, out.accounts)
+            self._write_balances(conn, moved, first_seq)
+            if len(moved) < len(out.accounts):  # e.g. released by an expiry, no new transfer
+                has_history = {a[0] for a in moved}
+                self._write_balances(
+                    conn, [a for aid, a in out.accounts.items() if aid not in has_history], None
+                )
+        else:
+            self._stage("transfers_inserted")
+            self._stage("leaves_inserted")
+            if out.accounts:
+                self._write_balances(conn, list(out.accounts.values()), None)
         self._stage("accounts_updated")
         if out.pending:
             new = [p for pid, p in out.pending.items() if pid in out.pending_new]
@@ -532,7 +689,7 @@ class Ledger:
                 [(d.id_in(i), s, ts) for i, s, ts in out.failed],
             )
         seq = self._finish_meta(conn, state, out.last_timestamp, frontier)
-        if leaf_hashes:
+        if created:
             root = frontier.root()
             signed = note.sign_note(
                 note.format_checkpoint(note.Checkpoint(self.origin, frontier.size, root)), self.signer
@@ -543,6 +700,81 @@ class Ledger:
             )
         self._stage("before_commit")
         return out, seq
+
+    def _append_history(
+        self, conn: sa.Connection, created: Sequence[eng.TransferRow], accounts: Mapping[int, eng.AccountRow]
+    ) -> tuple[list[eng.AccountRow], int]:
+        """Append one history row per account of the batch's transfers, numbered from the table's end,
+        each chained to the account's current head. Returns those accounts (new rows, from
+        `accounts`) in the order of their rows, and the first row's seq."""
+        key = created[0][eng.T_TS]
+        entries: dict[int, bytes] = {}
+        get = entries.get
+        u16 = _U16
+        for dr, cr, ts in map(_dr_cr_ts_of, created):
+            offset = (ts - key) << 1
+            entries[dr] = get(dr, b"") + u16[offset]
+            entries[cr] = get(cr, b"") + u16[offset | 1]
+        # In account order (the balance rows' key): the history rows' reads of the balance rows
+        # and the balance updates after them then walk that table's pages in order.
+        by_ts = {r[eng.A_TS]: r for r in map(accounts.__getitem__, entries)}
+        rows = list(map(by_ts.__getitem__, sorted(by_ts)))
+        first = 1 + int(
+            conn.exec_driver_sql("SELECT COALESCE(MAX(seq), 0) FROM ledger_account_history").scalar_one()
+        )
+        seqs = range(first, first + len(rows))
+        ordered = map(entries.__getitem__, map(_id_of_row, rows))
+        values = list(chain.from_iterable(zip(seqs, map(_account_ts_of, rows), ordered, strict=True)))
+        per = _ROWS_PER_STATEMENT * 3
+        row = f"({self._d.placeholders(3)})"
+        written = 0
+        for k in range(0, len(values), per):
+            part = values[k : k + per]
+            res = conn.exec_driver_sql(
+                "INSERT INTO ledger_account_history (seq, account_timestamp, batch_timestamp, previous_seq, entries) "
+                f"SELECT v.column1, v.column2, {self._d.ph}, b.history_head, v.column3 FROM (VALUES "
+                f"{', '.join([row] * (len(part) // 3))}) AS v JOIN ledger_balances b ON b.timestamp = v.column2",
+                (key, *part),
+            )
+            written += res.rowcount
+        if written != len(rows):
+            raise LedgerInvariantError("a history row did not find its account's balance row")
+        return rows, first
+
+    def _write_balances(self, conn: sa.Connection, rows: list[eng.AccountRow], first_seq: int | None) -> None:
+        """Rewrite the balance rows of `rows`; with `first_seq`, the i-th row's history head becomes
+        `first_seq + i`, else the heads stay."""
+        d = self._d
+        ph = d.ph
+        heads = None if first_seq is None else range(first_seq, first_seq + len(rows))
+        if d.pg:
+            set_head = f", history_head = {ph}" if heads is not None else ""
+            params = [
+                (*r[1:5], r[10], *(() if heads is None else (heads[k],)), r[11]) for k, r in enumerate(rows)
+            ]
+            res = conn.exec_driver_sql(
+                f"UPDATE ledger_balances SET debits_pending = {ph}, debits_posted = {ph}, credits_pending = {ph}, "
+                f"credits_posted = {ph}, flags = {ph}{set_head} WHERE timestamp = {ph}",
+                params,
+            )
+            if res.rowcount >= 0 and res.rowcount != len(rows):
+                raise LedgerInvariantError("an account balance update did not find its account")
+            return
+        # SQLite: an upsert of many rows per statement. Every row exists (the accounts were read in
+        # this transaction under its write lock), so it always takes the update branch.
+        tail = (
+            ") WHERE true ON CONFLICT (timestamp) DO UPDATE SET debits_pending = excluded.debits_pending, "
+            "debits_posted = excluded.debits_posted, credits_pending = excluded.credits_pending, "
+            "credits_posted = excluded.credits_posted, flags = excluded.flags"
+        )
+        head = f"INSERT INTO ledger_balances ({_BALANCE_COLS}) SELECT * FROM ("
+        balances = map(_balances_of, rows)
+        if heads is None:
+            values = list(chain.from_iterable(map(tuple.__add__, balances, repeat((0,)))))
+            self._insert_rows(conn, head, 7, values, tail)
+        else:
+            values = list(chain.from_iterable(map(tuple.__add__, balances, zip(heads))))
+            self._insert_rows(conn, head, 7, values, tail + ", history_head = excluded.history_head")
 
     def lookup_transfers(self, ids: Sequence[int]) -> list[Transfer]:
         """The transfers that exist among `ids`, in the order asked (missing ids are skipped)."""
@@ -562,26 +794,81 @@ class Ledger:
         before: int = 0,
     ) -> list[Transfer]:
         """Transfers debiting and/or crediting an account, by timestamp, strictly after `after`
-        (and strictly before `before` when nonzero); newest first when `reverse`. At most `limit`."""
+        (and strictly before `before` when nonzero); newest first when `reverse`. At most `limit`.
+
+        Walks the account's history rows from the newest back: newest-first pages read about
+        `limit` rows; oldest-first pages read every row newer than `after`."""
         if not 0 < limit <= BATCH_MAX:
             raise LedgerError(f"limit must be in 1..{BATCH_MAX}")
         d = self._d
         ph = d.ph
-        order = "DESC" if reverse else "ASC"
         hi = before if before else (1 << 63) - 1
-        rows: list[eng.TransferRow] = []
+        sides = {0} if debits else set()
+        if credits:
+            sides.add(1)
+        if not sides:
+            return []
+        stamps: list[tuple[int, int]] = []  # (timestamp, side), newest first
         with self.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-            for col, wanted in (("debit_account_id", debits), ("credit_account_id", credits)):
-                if not wanted:
-                    continue
-                res = conn.exec_driver_sql(
-                    f"SELECT {_TRANSFER_COLS} FROM ledger_transfers WHERE {col} = {ph} AND timestamp > {ph} "
-                    f"AND timestamp < {ph} ORDER BY timestamp {order} LIMIT {ph}",
-                    (d.id_in(account_id), after, hi, limit),
+            row = conn.exec_driver_sql(
+                f"SELECT a.timestamp, b.history_head FROM ledger_accounts a JOIN ledger_balances b "
+                f"ON b.timestamp = a.timestamp WHERE a.id = {ph}",
+                (d.id_in(account_id),),
+            ).first()
+            if row is None:
+                return []
+            account_ts, cursor = int(row[0]), int(row[1])
+            walk = (
+                "WITH RECURSIVE h(seq, batch, prev, entries) AS ("
+                "SELECT seq, batch_timestamp, previous_seq, entries FROM ledger_account_history "
+                f"WHERE seq = {ph} AND account_timestamp = {ph} "
+                "UNION ALL SELECT x.seq, x.batch_timestamp, x.previous_seq, x.entries "
+                "FROM h JOIN ledger_account_history x "
+                f"ON x.seq = h.prev AND x.account_timestamp = {ph} WHERE h.batch > {ph}) "
+                f"SELECT batch, prev, entries FROM h LIMIT {ph}"
+            )
+            while cursor and not (reverse and len(stamps) >= limit):
+                rows = conn.exec_driver_sql(
+                    walk, (cursor, account_ts, account_ts, after, limit if reverse else _HISTORY_ROWS)
+                ).fetchall()
+                if not rows:
+                    raise LedgerInvariantError(f"account {account_id}: history row {cursor} is missing")
+                for batch, prev, entries in rows:
+                    batch = int(batch)
+                    data = bytes(entries)
+                    if batch < hi:
+                        for k in range(len(data) - 2, -1, -2):
+                            v = data[k] | data[k + 1] << 8
+                            ts = batch + (v >> 1)
+                            if after < ts < hi and v & 1 in sides:
+                                stamps.append((ts, v & 1))
+                    cursor = int(prev) if batch > after else 0
+            stamps = stamps[:limit] if reverse else stamps[::-1][:limit]
+            found = self._transfers_at(conn, [ts for ts, _side in stamps])
+        out: list[Transfer] = []
+        for ts, side in stamps:
+            r = found.get(ts)
+            if r is None or r[eng.T_CR if side else eng.T_DR] != account_id:
+                raise LedgerInvariantError(
+                    f"account {account_id}: history entry {ts} has no matching transfer"
                 )
-                rows.extend(map(d.transfer_row, res.fetchall()))
-        rows.sort(key=lambda r: r[eng.T_TS], reverse=reverse)
-        return [Transfer.from_row(r) for r in rows[:limit]]
+            out.append(Transfer.from_row(r))
+        return out
+
+    def leaf_index(self, transfer_timestamp: int) -> int | None:
+        """The Merkle leaf index of the committed transfer stamped `transfer_timestamp` (None if none)."""
+        with self.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+            row = conn.exec_driver_sql(
+                f"SELECT first_leaf_index, transfers FROM ledger_transfer_blocks WHERE first_timestamp <= {self._d.ph} "
+                "ORDER BY first_timestamp DESC LIMIT 1",
+                (transfer_timestamp,),
+            ).first()
+        if row is None:
+            return None
+        for k, r in enumerate(decode_transfers(bytes(row[1]))):
+            if r[eng.T_TS] == transfer_timestamp:
+                return int(row[0]) + k
+        return None
 
     def pending_state(self, transfer_id: int) -> PendingState | None:
         """State of a pending transfer (PENDING, POSTED, VOIDED or EXPIRED), None if not pending."""

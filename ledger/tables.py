@@ -1,11 +1,16 @@
 """Ledger schema (SQLAlchemy Core, its own MetaData) and `create_schema(engine)` for library use.
 
-The service applies the same schema through civitas/migrations/versions/ledger_0001_initial.py.
+The service applies the same schema through the ledger branch of civitas/migrations/versions/.
 Amounts, balances and timestamps are BIGINT (signed 64-bit: amounts are bounded to < 2^63).
 `user_data_64` is an unsigned 64-bit value stored in BIGINT as its two's-complement bit pattern.
-Accounts and transfers are keyed by their ledger timestamp (unique, strictly increasing; the rowid
-on SQLite, as TigerBeetle keys objects by timestamp): new transfers append at the end of the table,
-balance updates address accounts by an integer key, and a unique index maps the 128-bit id.
+
+Accounts are keyed by their ledger timestamp (unique, strictly increasing; the rowid on SQLite, as
+TigerBeetle keys objects by timestamp) with a unique index on the 128-bit id; what changes after
+creation (balances, flags, the head of the account's history) is a narrow row of its own, so a
+batch rewrites only small rows. Transfers are written once and never change: their canonical
+128-byte encodings (ledger/codec.py) are stored in blocks of consecutive transfers, with an id
+index beside them. An account's history is one row per batch that touched it, appended at the end
+of its table (no random inserts into a growing index) and chained to the account's previous row.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ __all__ = [
     "metadata",
     "nodes",
     "pending",
+    "transfer_blocks",
     "transfers",
 ]
 
 metadata = sa.MetaData()
+
+TRANSFER_BLOCK = 16  # transfers per ledger_transfer_blocks row (2 KiB: one row fits a page)
 
 # A plain INTEGER PRIMARY KEY on SQLite is the rowid (cheapest append); BIGINT on PostgreSQL.
 _RowIndex = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -42,38 +50,61 @@ accounts = sa.Table(
     metadata,
     sa.Column("timestamp", _RowIndex, primary_key=True, autoincrement=False),
     sa.Column("id", Id128(), nullable=False),
+    sa.Column("user_data_128", Id128(), nullable=False),
+    sa.Column("user_data_64", sa.BigInteger(), nullable=False),
+    sa.Column("user_data_32", sa.BigInteger(), nullable=False),
+    sa.Column("ledger", sa.BigInteger(), nullable=False),
+    sa.Column("code", sa.Integer(), nullable=False),
+    sa.Index("ux_ledger_accounts_id", "id", unique=True),
+)
+
+# The mutable part of an account, keyed by the account's timestamp. `history_head` is the `seq` of
+# the account's latest history row (0: no transfers yet).
+balances = sa.Table(
+    "ledger_balances",
+    metadata,
+    sa.Column("timestamp", _RowIndex, primary_key=True, autoincrement=False),
     sa.Column("debits_pending", sa.BigInteger(), nullable=False),
     sa.Column("debits_posted", sa.BigInteger(), nullable=False),
     sa.Column("credits_pending", sa.BigInteger(), nullable=False),
     sa.Column("credits_posted", sa.BigInteger(), nullable=False),
-    sa.Column("user_data_128", Id128(), nullable=False),
-    sa.Column("user_data_64", sa.BigInteger(), nullable=False),
-    sa.Column("user_data_32", sa.BigInteger(), nullable=False),
-    sa.Column("ledger", sa.BigInteger(), nullable=False),
-    sa.Column("code", sa.Integer(), nullable=False),
     sa.Column("flags", sa.Integer(), nullable=False),
-    sa.Index("ux_ledger_accounts_id", "id", unique=True),
+    sa.Column("history_head", sa.BigInteger(), nullable=False),
 )
 
+# The committed transfers: id -> ledger timestamp. Their fields are in ledger_transfer_blocks.
 transfers = sa.Table(
     "ledger_transfers",
     metadata,
-    sa.Column("timestamp", _RowIndex, primary_key=True, autoincrement=False),
-    sa.Column("id", Id128(), nullable=False),
-    sa.Column("debit_account_id", Id128(), nullable=False),
-    sa.Column("credit_account_id", Id128(), nullable=False),
-    sa.Column("amount", sa.BigInteger(), nullable=False),
-    sa.Column("pending_id", Id128(), nullable=False),
-    sa.Column("user_data_128", Id128(), nullable=False),
-    sa.Column("user_data_64", sa.BigInteger(), nullable=False),
-    sa.Column("user_data_32", sa.BigInteger(), nullable=False),
-    sa.Column("timeout", sa.BigInteger(), nullable=False),
-    sa.Column("ledger", sa.BigInteger(), nullable=False),
-    sa.Column("code", sa.Integer(), nullable=False),
-    sa.Column("flags", sa.Integer(), nullable=False),
-    sa.Index("ux_ledger_transfers_id", "id", unique=True),
-    sa.Index("ix_ledger_transfers_debit", "debit_account_id", "timestamp"),
-    sa.Index("ix_ledger_transfers_credit", "credit_account_id", "timestamp"),
+    sa.Column("id", Id128(), primary_key=True),
+    sa.Column("timestamp", sa.BigInteger(), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Up to TRANSFER_BLOCK consecutive transfers (ascending timestamps, never across batches): their
+# canonical encodings concatenated, keyed by the first one's timestamp. `first_leaf_index` is that
+# transfer's Merkle leaf index (leaf i is the i-th transfer in timestamp order).
+transfer_blocks = sa.Table(
+    "ledger_transfer_blocks",
+    metadata,
+    sa.Column("first_timestamp", _RowIndex, primary_key=True, autoincrement=False),
+    sa.Column("first_leaf_index", sa.BigInteger(), nullable=False),
+    sa.Column("transfers", sa.LargeBinary(), nullable=False),
+)
+
+# One row per (batch, account) for the transfers of a batch that debit or credit the account, numbered
+# in the order they are written (`seq`, so a batch only appends at the table's end):
+# `entries` holds one little-endian u16 per transfer, (timestamp - batch_timestamp) << 1 | side
+# (0 debit, 1 credit), ascending; `batch_timestamp` is the timestamp of the batch's first transfer;
+# `previous_seq` is the account's previous row (0: none).
+account_history = sa.Table(
+    "ledger_account_history",
+    metadata,
+    sa.Column("seq", _RowIndex, primary_key=True, autoincrement=False),
+    sa.Column("account_timestamp", sa.BigInteger(), nullable=False),
+    sa.Column("batch_timestamp", sa.BigInteger(), nullable=False),
+    sa.Column("previous_seq", sa.BigInteger(), nullable=False),
+    sa.Column("entries", sa.LargeBinary(), nullable=False),
 )
 
 pending = sa.Table(
@@ -182,7 +213,10 @@ cosignatures = sa.Table(
 
 TABLES = [
     accounts,
+    balances,
     transfers,
+    transfer_blocks,
+    account_history,
     pending,
     failed_transfers,
     leaves,

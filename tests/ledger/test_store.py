@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,8 @@ from ledger import (
     merkle,
     note,
 )
+from ledger.audit import AuditReport
+from ledger.codec import TRANSFER_SIZE, encode_transfer
 from ledger.witness import verify_checkpoint
 
 S = CreateTransferStatus
@@ -141,6 +144,111 @@ def test_get_account_transfers_pages_by_timestamp(led: Ledger) -> None:
     assert [t.id for t in led.get_account_transfers(1, debits=False)] == [200]
     with pytest.raises(LedgerError):
         led.get_account_transfers(1, limit=0)
+
+
+def _history_workload(led: Ledger, clock: FakeClock) -> list[Transfer]:
+    """Twelve batches over five accounts: plain, pending, posted, voided and failing transfers."""
+    accounts(led, 1, 2, 3, 4, 5)
+    rng = random.Random(5)
+    next_id = 1000
+    for k in range(12):
+        batch = []
+        for _ in range(rng.randint(1, 9)):
+            dr, cr = rng.sample([1, 2, 3, 4, 5, 99], 2)
+            batch.append(tr(next_id, dr, cr, rng.randint(0, 9), flags=rng.choice([0, 0, 0, int(F.PENDING)])))
+            next_id += 1
+        pending = [t.id for t in batch if t.flags and t.debit_account_id != 99 and t.credit_account_id != 99]
+        if pending and k % 3 == 0:
+            resolve = int(F.POST_PENDING_TRANSFER) if k % 2 else int(F.VOID_PENDING_TRANSFER)
+            batch.append(Transfer(id=next_id + 500, pending_id=pending[0], flags=resolve, amount=0))
+        led.create_transfers(batch)
+        clock.now += NS
+    everything = led.lookup_transfers(list(range(1000, next_id + 600)))
+    assert len(everything) > 30
+    return sorted(everything, key=lambda t: t.timestamp)
+
+
+@pytest.mark.parametrize("rows_per_walk", [2, BATCH_MAX])
+def test_get_account_transfers_agrees_with_a_scan_of_every_transfer(
+    led: Ledger, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, rows_per_walk: int
+) -> None:
+    import ledger.store
+
+    monkeypatch.setattr(ledger.store, "_HISTORY_ROWS", rows_per_walk)
+    everything = _history_workload(led, clock)
+    stamps = [t.timestamp for t in everything]
+    cuts = [0, stamps[3], stamps[len(stamps) // 2], stamps[-1], stamps[-1] + 1]
+    for aid in (1, 2, 3, 4, 5, 6):
+        for after in cuts:
+            for before in [0, *cuts[1:]]:
+                for debits, credits in ((True, True), (True, False), (False, True)):
+                    want = [
+                        t for t in everything
+                        if after < t.timestamp and (before == 0 or t.timestamp < before)
+                        and ((debits and t.debit_account_id == aid) or (credits and t.credit_account_id == aid))
+                    ]  # fmt: skip
+                    for limit, reverse in ((1, False), (3, True), (BATCH_MAX, False), (BATCH_MAX, True)):
+                        got = led.get_account_transfers(
+                            aid, limit=limit, after=after, before=before, debits=debits, credits=credits,
+                            reverse=reverse,
+                        )  # fmt: skip
+                        expected = (want[::-1] if reverse else want)[:limit]
+                        assert got == expected, (aid, after, before, debits, credits, limit, reverse)
+    assert led.get_account_transfers(1, debits=False, credits=False) == []
+    assert led.audit().ok
+
+
+def test_ids_below_the_largest_stored_id_are_still_checked(led: Ledger) -> None:
+    accounts(led, 1, 2)
+    assert led.create_transfers([tr(100, 1, 2, 1), tr(101, 1, 99, 1)])[1].status is S.CREDIT_ACCOUNT_NOT_FOUND
+    res = led.create_transfers([tr(5, 1, 2, 1), tr(100, 1, 2, 1), tr(101, 1, 2, 1), tr(100, 1, 2, 2)])
+    assert [r.status for r in res] == [
+        S.CREATED,
+        S.EXISTS,
+        S.ID_ALREADY_FAILED,
+        S.EXISTS_WITH_DIFFERENT_AMOUNT,
+    ]
+    assert led.create_transfers([tr(102, 1, 2, 1)])[0].status is S.CREATED
+    assert [t.id for t in led.get_account_transfers(1)] == [100, 5, 102]
+
+
+def test_leaf_index_of_a_transfer(led: Ledger) -> None:
+    accounts(led, 1, 2)
+    led.create_transfers([tr(i, 1, 2, 1) for i in range(1, 40)])
+    led.create_transfers([tr(50, 1, 99, 1), tr(51, 2, 1, 1)])
+    for i, t in enumerate(led.get_account_transfers(1, limit=100)):
+        assert led.leaf_index(t.timestamp) == i
+        assert led.leaf_hash(i) == merkle.leaf_hash(encode_transfer(t.as_row()))
+    assert led.leaf_index(1) is None
+
+
+def test_audit_checks_the_id_rows_blocks_and_history(led: Ledger, clock: FakeClock) -> None:
+    _history_workload(led, clock)
+    assert led.audit().ok
+    d = led._d
+    tampering = [
+        (f"DELETE FROM ledger_transfers WHERE id = {d.ph}", (d.id_in(1003),), "id row"),
+        ("UPDATE ledger_transfer_blocks SET first_leaf_index = first_leaf_index + 1", (), "leaf index"),
+        (f"UPDATE ledger_account_history SET entries = {d.ph}", (b"\x00\x00",), "history entries"),
+        ("UPDATE ledger_account_history SET previous_seq = 7", (), "chained"),
+        ("UPDATE ledger_balances SET history_head = history_head + 1", (), "head of its history"),
+    ]
+    for sql, params, problem in tampering:
+        with led.engine.connect() as conn:
+            tx = conn.begin()
+            conn.exec_driver_sql(sql, params)
+            rep = ledger_audit(led, conn)
+            tx.rollback()
+        assert not rep.ok and any(problem in p for p in rep.problems), (sql, rep.problems)
+    assert led.audit().ok
+
+
+def ledger_audit(led: Ledger, conn: sa.Connection) -> AuditReport:
+    """The audit's store cross-check, run inside an open (tampering) transaction."""
+    rep = AuditReport()
+    for problem in led._storage_problems(conn):
+        rep.problem(problem)
+    return rep
 
 
 @pytest.mark.parametrize(
@@ -361,14 +469,20 @@ def test_audit_detects_tampering(led: Ledger, db_url: str) -> None:
     accounts(led, 1, 2)
     led.create_transfers([tr(i, 1, 2, 10) for i in range(1, 6)])
     assert led.audit().ok
-    d = led._d
+    # Transfer 3's amount (bytes 48.. of its 128-byte encoding, the third of the batch's block).
+    with led.engine.connect() as conn:
+        block = bytes(conn.exec_driver_sql("SELECT transfers FROM ledger_transfer_blocks").scalar_one())
+    assert len(block) == 5 * TRANSFER_SIZE and block[2 * 128 + 48] == 10
+    tampered = bytearray(block)
+    tampered[2 * 128 + 48] = 11
+    set_block = sa.text("UPDATE ledger_transfer_blocks SET transfers = :b")
     with led.engine.begin() as conn:
-        conn.exec_driver_sql(f"UPDATE ledger_transfers SET amount = 11 WHERE id = {d.ph}", (d.id_in(3),))
+        conn.execute(set_block, {"b": bytes(tampered)})
     rep = led.audit()
     assert not rep.ok
     assert any("balances" in p for p in rep.problems) and any("leaf 2" in p for p in rep.problems)
     with led.engine.begin() as conn:
-        conn.exec_driver_sql(f"UPDATE ledger_transfers SET amount = 10 WHERE id = {d.ph}", (d.id_in(3),))
+        conn.execute(set_block, {"b": block})
         conn.exec_driver_sql("UPDATE ledger_leaves SET leaf_hashes = leaf_hashes WHERE first_leaf_index = 0")
     assert led.audit().ok
     # The leaf hashes of a batch are one row: a changed or truncated hash is found.
