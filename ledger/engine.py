@@ -739,12 +739,11 @@ def _plain_transfers(snap: TransferSnapshot, events: Sequence[Transfer], base: i
     if None in found:
         return None
     rows = cast("list[AccountRow]", found)
-    account_ledgers = {aid: r[A_LEDGER] for aid, r in zip(touched, rows, strict=True)}
-    if min(ledgers) != max(ledgers) or set(account_ledgers.values()) != {ledgers[0]}:
-        get_ledger = account_ledgers.__getitem__
+    if min(ledgers) != max(ledgers) or set(map(_LEDGER_OF, rows)) != {ledgers[0]}:
+        get_ledger = dict(zip(touched, map(_LEDGER_OF, rows), strict=True)).__getitem__
         if list(map(get_ledger, drs)) != ledgers or list(map(get_ledger, crs)) != ledgers:
             return None
-    if any(f & (_CLOSED | _LIMITS) for f in {r[A_FLAGS] for r in rows}):
+    if any(f & (_CLOSED | _LIMITS) for f in set(map(_FLAGS_OF, rows))):
         for r in rows:
             flags = r[A_FLAGS]
             if flags & _CLOSED:
@@ -757,14 +756,14 @@ def _plain_transfers(snap: TransferSnapshot, events: Sequence[Transfer], base: i
         aid: (aid, dp, dpo + dget(aid, 0), cp, cpo + cget(aid, 0), u128, u64, u32, led, code, flags, ts)
         for aid, dp, dpo, cp, cpo, u128, u64, u32, led, code, flags, ts in rows
     }
-    new_rows = changed.values()
+    new_rows = list(changed.values())
+    balances = [list(map(g, new_rows)) for g in _BALANCES_OF]
     # Balances only grew: the largest pending plus the largest posted bounds every sum.
-    if max(map(_DP_OF, new_rows)) + max(map(_DPO_OF, new_rows)) > BALANCE_MAX:
+    if max(balances[0]) + max(balances[1]) > BALANCE_MAX or max(balances[2]) + max(balances[3]) > BALANCE_MAX:
         return None
-    if max(map(_CP_OF, new_rows)) + max(map(_CPO_OF, new_rows)) > BALANCE_MAX:
-        return None
-    check_account_invariants(snap.accounts, changed)
-    stamps = range(base, base + n)
+    if not _rows_keep_invariants(rows, new_rows, balances):
+        _check_account_invariants(snap.accounts, changed)
+    stamps = list(range(base, base + n))  # one int object per timestamp, shared by rows and results
     zeros = [0] * n  # pending_id, timeout and flags of every created row
     columns = (ids, drs, crs, amounts, zeros, u128s, u64s, u32s, zeros, ledgers, codes, zeros, stamps)
     created: list[TransferRow] = list(zip(*columns, strict=True))
@@ -893,20 +892,23 @@ def _invariants_hold(before: Mapping[int, AccountRow], after: Mapping[int, Accou
     olds = list(map(before.get, after))
     if None in olds:
         return False
-    columns = [list(map(g, rows)) for g in _BALANCES_OF]
+    return _rows_keep_invariants(
+        cast("list[AccountRow]", olds), rows, [list(map(g, rows)) for g in _BALANCES_OF]
+    )
+
+
+def _rows_keep_invariants(olds: list[AccountRow], news: list[AccountRow], columns: list[list[int]]) -> bool:
+    """`news[i]` is `olds[i]` after the batch; `columns` are the news' four balance columns."""
     if min(map(min, columns)) < 0 or max(map(max, columns)) > BALANCE_MAX:
         return False
-    if any(f & _LIMITS for f in set(map(_FLAGS_OF, rows))):
-        for a in rows:
+    if any(f & _LIMITS for f in set(map(_FLAGS_OF, news))):
+        for a in news:
             flags = a[A_FLAGS]
             if (flags & _DMNEC and a[1] + a[2] > a[4]) or (flags & _CMNED and a[3] + a[4] > a[2]):
                 return False
-    if len(set(map(_LEDGER_OF, rows))) != 1:
+    if len(set(map(_LEDGER_OF, news))) != 1:
         return False
-    old_rows = cast("list[AccountRow]", olds)
-    moved: list[int] = [
-        sum(new) - sum(map(g, old_rows)) for new, g in zip(columns, _BALANCES_OF, strict=True)
-    ]
+    moved: list[int] = [sum(new) - sum(map(g, olds)) for new, g in zip(columns, _BALANCES_OF, strict=True)]
     return moved[0] == moved[2] and moved[1] == moved[3]
 
 

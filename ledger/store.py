@@ -79,10 +79,10 @@ _TRANSFER_COLS = (
     "id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64, "
     "user_data_32, timeout, ledger, code, flags, timestamp"
 )
-# An account row in `Account` field order.
+# An account row in `Account` field order, then the head of its history chain.
 _ACCOUNT_SELECT = (
     "SELECT a.id, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, a.user_data_128, "
-    "a.user_data_64, a.user_data_32, a.ledger, a.code, b.flags, a.timestamp "
+    "a.user_data_64, a.user_data_32, a.ledger, a.code, b.flags, a.timestamp, b.history_head "
     "FROM ledger_accounts a JOIN ledger_balances b ON b.timestamp = a.timestamp"
 )
 _BALANCE_COLS = (
@@ -94,7 +94,7 @@ _pid_of = attrgetter("pending_id")
 _dr_of = attrgetter("debit_account_id")
 _cr_of = attrgetter("credit_account_id")
 _ts_of = itemgetter(eng.T_TS)
-_balances_of = itemgetter(eng.A_TS, eng.A_DP, eng.A_DPO, eng.A_CP, eng.A_CPO, eng.A_FLAGS)
+_BALANCE_FIELDS = [itemgetter(k) for k in (eng.A_TS, eng.A_DP, eng.A_DPO, eng.A_CP, eng.A_CPO, eng.A_FLAGS)]
 _account_ts_of = itemgetter(eng.A_TS)
 _id_of_row = itemgetter(0)
 _dr_cr_ts_of = itemgetter(eng.T_DR, eng.T_CR, eng.T_TS)
@@ -165,6 +165,11 @@ class _Dialect:
     def placeholders(self, n: int) -> str:
         return ", ".join([self.ph] * n)
 
+    def blobs(self, values: Iterable[bytes]) -> Iterable[Any]:
+        """Blob parameters for a bulk statement. Python's sqlite3 binds a bytearray directly but
+        looks for an adapter for every bytes object, which costs more than the copy."""
+        return values if self.pg else map(bytearray, values)
+
     def account_row(self, r: Sequence[Any]) -> eng.AccountRow:
         i = self.id_out
         return (i(r[0]), r[1], r[2], r[3], r[4], i(r[5]), _u64(r[6]), r[7], r[8], r[9], r[10], r[11])
@@ -203,6 +208,7 @@ class Ledger:
         self._lock = threading.RLock()
         use_cache = (not self._d.pg) if account_cache is None else account_cache
         self._cache: dict[int, eng.AccountRow] | None = {} if use_cache else None
+        self._heads: dict[int, int] = {}  # account id -> its history head, beside the cache
         self._cache_seq = -1
         self._committer: GroupCommitter | None = None
         self._fault: Callable[[str], None] | None = None  # test hook: raise at a named stage
@@ -316,21 +322,30 @@ class Ledger:
             sql = f"{head} VALUES {', '.join([row] * (len(part) // width))}{tail}"
             conn.exec_driver_sql(sql, (*first, *part))
 
-    def _load_accounts(self, conn: sa.Connection, ids: Iterable[int]) -> Mapping[int, eng.AccountRow]:
+    def _load_accounts(
+        self, conn: sa.Connection, ids: Iterable[int]
+    ) -> tuple[Mapping[int, eng.AccountRow], Mapping[int, int]]:
+        """The accounts among `ids` (id -> row) and the heads of their history chains (id -> seq)."""
         d = self._d
         cache = self._cache
         want = [i for i in set(ids) if 0 < i < ID_MAX]
         if cache is not None:
             missing = [i for i in want if i not in cache]
             if missing:
-                for row in map(
-                    d.account_row, self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", missing)
-                ):
+                heads = self._heads
+                for r in self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", missing):
+                    row = d.account_row(r)
                     cache[row[0]] = row
-            return cache
+                    heads[row[0]] = int(r[12])
+            return cache, self._heads
         tail = " FOR UPDATE" if d.pg else ""
-        rows = self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", want, tail)
-        return {row[0]: row for row in map(d.account_row, rows)}
+        rows: dict[int, eng.AccountRow] = {}
+        heads = {}
+        for r in self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", want, tail):
+            row = d.account_row(r)
+            rows[row[0]] = row
+            heads[row[0]] = int(r[12])
+        return rows, heads
 
     def _transfers_at(self, conn: sa.Connection, stamps: Collection[int]) -> dict[int, eng.TransferRow]:
         """The committed transfers stamped `stamps` (timestamp -> row), read from their blocks."""
@@ -378,6 +393,7 @@ class Ledger:
             state.commit_seq != self._cache_seq or len(self._cache) > ACCOUNT_CACHE_MAX
         ):
             self._cache.clear()
+            self._heads.clear()
 
     def _finish_meta(
         self, conn: sa.Connection, state: LogState, last_ts: int, frontier: merkle.Frontier
@@ -510,6 +526,7 @@ class Ledger:
             if self._cache is not None:
                 for row in out.created:
                     self._cache[row[0]] = row
+                    self._heads[row[0]] = 0
             self._cache_seq = seq
         return out.results
 
@@ -542,7 +559,7 @@ class Ledger:
         with self._lock, _gc_paused():
             try:
                 with self.engine.begin() as conn:
-                    out, seq = self._create_transfers(conn, transfers)
+                    out, heads, seq = self._create_transfers(conn, transfers)
                     if within_transaction is not None:
                         within_transaction(conn, out.results)
             except BaseException:
@@ -550,14 +567,17 @@ class Ledger:
                 raise
             if self._cache is not None:
                 self._cache.update(out.accounts)
+                self._heads.update(heads)
             self._cache_seq = seq
-        return out.results
+            results = out.results
+            del out  # the batch's rows go by reference counting, before the collector is back
+        return results
 
     def _load_batch(
         self, conn: sa.Connection, transfers: Sequence[Transfer], state: LogState, base: int
-    ) -> eng.TransferSnapshot:
+    ) -> tuple[eng.TransferSnapshot, Mapping[int, int]]:
         """Read what the batch may touch: its ids and pending ids, their accounts, failed ids, the
-        pending transfers due to expire."""
+        pending transfers due to expire. Returns the engine's snapshot and the accounts' history heads."""
         d = self._d
         ph = d.ph
         ids = list(map(_id_of, transfers))
@@ -605,24 +625,25 @@ class Ledger:
         for r in chain(existing.values(), expiring):
             acc_ids.add(r[eng.T_DR])
             acc_ids.add(r[eng.T_CR])
-        accounts = self._load_accounts(conn, acc_ids)
-        return eng.TransferSnapshot(accounts, existing, pend, failed, expiring, state.last_timestamp)
+        accounts, heads = self._load_accounts(conn, acc_ids)
+        return eng.TransferSnapshot(accounts, existing, pend, failed, expiring, state.last_timestamp), heads
 
     def _create_transfers(
         self, conn: sa.Connection, transfers: Sequence[Transfer]
-    ) -> tuple[eng.TransferOutcome, int]:
+    ) -> tuple[eng.TransferOutcome, dict[int, int], int]:
         d = self._d
         ph = d.ph
         state = self._read_meta(conn, lock=True)
         self._validate_cache(state)
         now = self.clock()
-        snap = self._load_batch(conn, transfers, state, eng.batch_timestamp(now, state.last_timestamp))
+        snap, heads = self._load_batch(conn, transfers, state, eng.batch_timestamp(now, state.last_timestamp))
         self._stage("rows_loaded")
         out = eng.create_transfers(snap, transfers, now)
         self._stage("engine_applied")
         if not out.accounts.keys() <= snap.accounts.keys():
             raise LedgerInvariantError("the engine changed an account it was not given")
 
+        new_heads: dict[int, int] = {}
         # Write back: transfers, Merkle leaves and nodes, history, balances, pending states, failures, meta.
         created = out.created
         frontier = merkle.Frontier.from_bytes(state.tree_size, state.frontier)
@@ -633,11 +654,11 @@ class Ledger:
                 f"INSERT INTO ledger_transfer_blocks (first_timestamp, first_leaf_index, transfers) "
                 f"VALUES ({ph}, {ph}, {ph})",
                 [
-                    (created[k][eng.T_TS], first_leaf + k, b"".join(encoded[k : k + TRANSFER_BLOCK]))
+                    (created[k][eng.T_TS], first_leaf + k, bytearray().join(encoded[k : k + TRANSFER_BLOCK]))
                     for k in range(0, len(created), TRANSFER_BLOCK)
                 ],
             )
-            ids = d.ids_in(map(itemgetter(0), created))
+            ids = d.blobs(d.ids_in(map(itemgetter(0), created)))
             self._insert_rows(
                 conn, "INSERT INTO ledger_transfers (id, timestamp)", 2,
                 list(chain.from_iterable(zip(ids, map(_ts_of, created), strict=True))),
@@ -656,8 +677,10 @@ class Ledger:
                     node_rows,
                 )
             self._stage("leaves_inserted")
-            # History rows first: they read the accounts' previous heads from the balance rows.
-            moved, first_seq = self._append_history(conn, created, out.accounts)
+            moved, first_seq = self._append_history(conn, created, out.accounts, heads)
+            new_heads = dict(
+                zip(map(_id_of_row, moved), range(first_seq, first_seq + len(moved)), strict=True)
+            )
             self._write_balances(conn, moved, first_seq)
             if len(moved) < len(out.accounts):  # e.g. released by an expiry, no new transfer
                 has_history = {a[0] for a in moved}
@@ -699,13 +722,17 @@ class Ledger:
                 (frontier.size, root, out.last_timestamp, signed),
             )
         self._stage("before_commit")
-        return out, seq
+        return out, new_heads, seq
 
     def _append_history(
-        self, conn: sa.Connection, created: Sequence[eng.TransferRow], accounts: Mapping[int, eng.AccountRow]
+        self,
+        conn: sa.Connection,
+        created: Sequence[eng.TransferRow],
+        accounts: Mapping[int, eng.AccountRow],
+        heads: Mapping[int, int],
     ) -> tuple[list[eng.AccountRow], int]:
         """Append one history row per account of the batch's transfers, numbered from the table's end,
-        each chained to the account's current head. Returns those accounts (new rows, from
+        each chained to the account's previous head. Returns those accounts (new rows, from
         `accounts`) in the order of their rows, and the first row's seq."""
         key = created[0][eng.T_TS]
         entries: dict[int, bytes] = {}
@@ -715,30 +742,27 @@ class Ledger:
             offset = (ts - key) << 1
             entries[dr] = get(dr, b"") + u16[offset]
             entries[cr] = get(cr, b"") + u16[offset | 1]
-        # In account order (the balance rows' key): the history rows' reads of the balance rows
-        # and the balance updates after them then walk that table's pages in order.
-        by_ts = {r[eng.A_TS]: r for r in map(accounts.__getitem__, entries)}
-        rows = list(map(by_ts.__getitem__, sorted(by_ts)))
+        # In account order (the balance rows' key): the balance updates then walk that table's
+        # pages in order.
+        rows = sorted(map(accounts.__getitem__, entries), key=_account_ts_of)
         first = 1 + int(
             conn.exec_driver_sql("SELECT COALESCE(MAX(seq), 0) FROM ledger_account_history").scalar_one()
         )
-        seqs = range(first, first + len(rows))
-        ordered = map(entries.__getitem__, map(_id_of_row, rows))
-        values = list(chain.from_iterable(zip(seqs, map(_account_ts_of, rows), ordered, strict=True)))
-        per = _ROWS_PER_STATEMENT * 3
-        row = f"({self._d.placeholders(3)})"
-        written = 0
-        for k in range(0, len(values), per):
-            part = values[k : k + per]
-            res = conn.exec_driver_sql(
-                "INSERT INTO ledger_account_history (seq, account_timestamp, batch_timestamp, previous_seq, entries) "
-                f"SELECT v.column1, v.column2, {self._d.ph}, b.history_head, v.column3 FROM (VALUES "
-                f"{', '.join([row] * (len(part) // 3))}) AS v JOIN ledger_balances b ON b.timestamp = v.column2",
-                (key, *part),
-            )
-            written += res.rowcount
-        if written != len(rows):
-            raise LedgerInvariantError("a history row did not find its account's balance row")
+        n = len(rows)
+        ids = list(map(_id_of_row, rows))
+        columns = (
+            range(first, first + n),
+            map(_account_ts_of, rows),
+            repeat(key, n),
+            map(heads.__getitem__, ids),
+            self._d.blobs(map(entries.__getitem__, ids)),
+        )
+        self._insert_rows(
+            conn,
+            "INSERT INTO ledger_account_history (seq, account_timestamp, batch_timestamp, previous_seq, entries)",
+            5,
+            list(chain.from_iterable(zip(*columns, strict=True))),
+        )
         return rows, first
 
     def _write_balances(self, conn: sa.Connection, rows: list[eng.AccountRow], first_seq: int | None) -> None:
@@ -768,13 +792,13 @@ class Ledger:
             "credits_posted = excluded.credits_posted, flags = excluded.flags"
         )
         head = f"INSERT INTO ledger_balances ({_BALANCE_COLS}) SELECT * FROM ("
-        balances = map(_balances_of, rows)
-        if heads is None:
-            values = list(chain.from_iterable(map(tuple.__add__, balances, repeat((0,)))))
-            self._insert_rows(conn, head, 7, values, tail)
-        else:
-            values = list(chain.from_iterable(map(tuple.__add__, balances, zip(heads))))
-            self._insert_rows(conn, head, 7, values, tail + ", history_head = excluded.history_head")
+        columns = [map(g, rows) for g in _BALANCE_FIELDS]
+        values = list(
+            chain.from_iterable(zip(*columns, repeat(0, len(rows)) if heads is None else heads, strict=True))
+        )
+        self._insert_rows(
+            conn, head, 7, values, tail + ("" if heads is None else ", history_head = excluded.history_head")
+        )
 
     def lookup_transfers(self, ids: Sequence[int]) -> list[Transfer]:
         """The transfers that exist among `ids`, in the order asked (missing ids are skipped)."""
