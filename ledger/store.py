@@ -72,13 +72,10 @@ _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
 _PENDING = int(TransferFlags.PENDING)
 _POST = int(TransferFlags.POST_PENDING_TRANSFER)
-# History entries: (timestamp - batch_timestamp) << 1 | side as little-endian u16.
+# History entries: (timestamp - batch_timestamp) << 1 | side as little-endian u16; a batch's
+# timestamps span at most BATCH_MAX, so every entry is in this table.
 _U16 = [v.to_bytes(2, "little") for v in range(2 * BATCH_MAX)]
 
-_TRANSFER_COLS = (
-    "id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64, "
-    "user_data_32, timeout, ledger, code, flags, timestamp"
-)
 # An account row in `Account` field order, then the head of its history chain.
 _ACCOUNT_SELECT = (
     "SELECT a.id, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, a.user_data_128, "
@@ -98,8 +95,6 @@ _BALANCE_FIELDS = [itemgetter(k) for k in (eng.A_TS, eng.A_DP, eng.A_DPO, eng.A_
 _account_ts_of = itemgetter(eng.A_TS)
 _id_of_row = itemgetter(0)
 _dr_cr_ts_of = itemgetter(eng.T_DR, eng.T_CR, eng.T_TS)
-
-
 _M64 = _U64 - 1
 
 
@@ -650,7 +645,7 @@ class Ledger:
         if created:
             encoded = encode_transfers(created)
             first_leaf = frontier.size
-            conn.exec_driver_sql(
+            conn.exec_driver_sql(  # bytearray blobs: see _Dialect.blobs
                 f"INSERT INTO ledger_transfer_blocks (first_timestamp, first_leaf_index, transfers) "
                 f"VALUES ({ph}, {ph}, {ph})",
                 [
