@@ -411,6 +411,11 @@ def _unverified_jwt(jwt: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, payload
 
 
+def peek_issuer_jwt(sd_jwt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The issuer-signed JWT's header and payload, NOT verified: only to pick the key to verify with."""
+    return _unverified_jwt(_split(sd_jwt).jwt)
+
+
 # --------------------------------------------------------------------------------------------
 # holder
 

@@ -523,14 +523,14 @@ class Verifier:
         self, request: PresentationRequest, cq: dcql.CredentialQuery, text: str
     ) -> VerifiedPresentation:
         try:
-            held = sdjwt.parse(text)
+            header, payload = sdjwt.peek_issuer_jwt(text)  # which issuer key; verify() checks it all
         except sdjwt.SDJWTError as exc:
             raise _Reject("malformed_presentation") from exc
-        iss = held.payload.get("iss")
+        iss = payload.get("iss")
         trusted = self.issuers.get(iss) if isinstance(iss, str) else None
         if trusted is None or trusted.public_key is None:
             raise _Reject("untrusted_issuer")
-        issuer_jwk = trusted.jwk_for(held.header.get("kid"))
+        issuer_jwk = trusted.jwk_for(header.get("kid"))
         if issuer_jwk is None:
             raise _Reject("untrusted_issuer")
         try:

@@ -469,3 +469,18 @@ def test_verify_presentation_matches_verify() -> None:
     ):
         with pytest.raises(SDJWTError, match="typ"):
             check()
+
+
+def test_peek_issuer_jwt_reads_without_verifying() -> None:
+    """peek_issuer_jwt names the issuer and key of a presentation; it checks no signature."""
+    presentation = _present(_credential(age_over_18=True), [("age_over_18",)])
+    header, payload = sdjwt.peek_issuer_jwt(presentation)
+    assert header["typ"] == "dc+sd-jwt" and payload["iss"] == "https://city.example"
+    head, body, sig = presentation.split("~", 1)[0].split(".")
+    forged = ".".join([head, body, sig[:-4] + ("AAAA" if not sig.endswith("AAAA") else "BBBB")])
+    tampered = presentation.replace(presentation.split("~", 1)[0], forged, 1)
+    assert sdjwt.peek_issuer_jwt(tampered)[1]["iss"] == "https://city.example"
+    with pytest.raises(SDJWTError):
+        _verify(tampered)
+    with pytest.raises(SDJWTError):
+        sdjwt.peek_issuer_jwt("no separator")
