@@ -16,4 +16,11 @@ def test_quick_bench_prints_the_headline_json(capsys: pytest.CaptureFixture[str]
     assert figures["area"] == "ledger"
     assert figures["transfers_per_s"] > 0 and figures["baseline_ratio"] > 0
     assert figures["http_requests_per_s"] is None
-    assert set(figures) >= {"p50_batch_ms", "p99_batch_ms", "transfers_per_cpu_s", "cpu_s"}
+    assert set(figures) >= {
+        "p50_batch_ms",
+        "p99_batch_ms",
+        "transfers_per_cpu_s",
+        "cpu_s",
+        "cpu_us_per_transfer",
+    }
+    assert figures["per_transfer_commit_baseline_ratio"] > 0 and figures["baseline_transfers_per_s"] > 0
