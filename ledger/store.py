@@ -323,9 +323,8 @@ class Ledger:
         """The accounts among `ids` (id -> row) and the heads of their history chains (id -> seq)."""
         d = self._d
         cache = self._cache
-        want = [i for i in set(ids) if 0 < i < ID_MAX]
         if cache is not None:
-            missing = [i for i in want if i not in cache]
+            missing = [i for i in set(ids) - cache.keys() if 0 < i < ID_MAX]
             if missing:
                 heads = self._heads
                 for r in self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", missing):
@@ -336,6 +335,7 @@ class Ledger:
         tail = " FOR UPDATE" if d.pg else ""
         rows: dict[int, eng.AccountRow] = {}
         heads = {}
+        want = [i for i in set(ids) if 0 < i < ID_MAX]
         for r in self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", want, tail):
             row = d.account_row(r)
             rows[row[0]] = row
