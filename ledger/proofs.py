@@ -85,6 +85,9 @@ def leaf_index_of(ledger: Ledger, transfer: Transfer) -> int:
     """The leaf index of a committed transfer (as returned by `lookup_transfers`)."""
     want = merkle.leaf_hash(encode_transfer(transfer.as_row()))
     size = ledger.tree_size
+    stored = ledger.leaf_index(transfer.timestamp)  # kept with the transfer's block: one key lookup
+    if stored is not None and stored < size and ledger.leaf_hash(stored) == want:
+        return stored
     with _read(ledger) as conn:
         index = _leaf_index_by_checkpoints(conn, transfer.timestamp, size)
         if index < size and ledger.leaf_hash(index) == want:
