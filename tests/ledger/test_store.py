@@ -334,6 +334,24 @@ def test_two_phase_and_expiry_on_the_store(led: Ledger, clock: FakeClock) -> Non
     assert led.audit().ok
 
 
+def test_expiry_beside_new_transfers_keeps_every_history(led: Ledger, clock: FakeClock) -> None:
+    """A batch that creates transfers between some accounts while an expiry releases others: the
+    released accounts' balances change without a history row of that batch."""
+    accounts(led, 1, 2, 3, 4)
+    led.create_transfers([tr(1, 1, 2, 50, flags=int(F.PENDING), timeout=1), tr(2, 3, 4, 5)])
+    clock.now += 2 * NS
+    assert led.create_transfers([tr(3, 3, 4, 7), tr(4, 4, 3, 1)])[0].status is S.CREATED
+    assert balances(led, 1) == (0, 0, 0, 0) and balances(led, 2) == (0, 0, 0, 0)
+    assert balances(led, 3) == (0, 12, 0, 1) and balances(led, 4) == (0, 1, 0, 12)
+    assert [t.id for t in led.get_account_transfers(1)] == [1]
+    assert [t.id for t in led.get_account_transfers(2, reverse=True)] == [1]
+    assert [t.id for t in led.get_account_transfers(3)] == [2, 3, 4]
+    assert [t.id for t in led.get_account_transfers(4, debits=False)] == [2, 3]
+    assert led.create_transfers([tr(5, 1, 2, 2)])[0].status is S.CREATED
+    assert [t.id for t in led.get_account_transfers(2, reverse=True)] == [5, 1]
+    assert led.audit().ok
+
+
 def _spend_concurrently(
     make: Callable[[], Ledger], n_ledgers: int, threads: int, attempts: int
 ) -> tuple[int, Ledger]:
