@@ -23,10 +23,11 @@ import contextlib
 import gc
 import hashlib
 import json
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import attrgetter, itemgetter
@@ -206,6 +207,7 @@ class Ledger:
         self._heads: dict[int, int] = {}  # account id -> its history head, beside the cache
         self._cache_seq = -1
         self._committer: GroupCommitter | None = None
+        self._commit_worker: ThreadPoolExecutor | None = None
         self._fault: Callable[[str], None] | None = None  # test hook: raise at a named stage
         self._owns_engine = False  # close() disposes only an engine that `open` created
         if create:
@@ -246,6 +248,9 @@ class Ledger:
         if self._committer is not None:
             self._committer.close()
             self._committer = None
+        if self._commit_worker is not None:
+            self._commit_worker.shutdown()
+            self._commit_worker = None
         if self._owns_engine:
             self.engine.dispose()
 
@@ -557,16 +562,42 @@ class Ledger:
                     out, heads, seq = self._create_transfers(conn, transfers)
                     if within_transaction is not None:
                         within_transaction(conn, out.results)
+                    commit = self._commit_in_background(conn)
+                    try:
+                        # While SQLite writes and syncs the commit (it does not hold the GIL), this
+                        # thread updates the cache (dropped below if the commit fails), lets the
+                        # batch's rows go and collects its young objects.
+                        if self._cache is not None:
+                            self._cache.update(out.accounts)
+                            self._heads.update(heads)
+                        results = out.results
+                        del out
+                        gc.collect(0)
+                    finally:
+                        if commit is not None:
+                            self._await_commit(conn, commit)
             except BaseException:
                 self._cache_seq = -1
                 raise
-            if self._cache is not None:
-                self._cache.update(out.accounts)
-                self._heads.update(heads)
             self._cache_seq = seq
-            results = out.results
-            del out  # the batch's rows go by reference counting, before the collector is back
         return results
+
+    def _commit_in_background(self, conn: sa.Connection) -> Future[None] | None:
+        """SQLite: start the commit on a worker thread (the caller's `with` block then finds no open
+        transaction). None elsewhere: the `with` block commits."""
+        if self._d.pg:
+            return None
+        if self._commit_worker is None:
+            self._commit_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit")
+        dbapi = conn.connection.driver_connection
+        return self._commit_worker.submit(dbapi.commit)  # type: ignore[union-attr]
+
+    @staticmethod
+    def _await_commit(conn: sa.Connection, commit: Future[None]) -> None:
+        try:
+            commit.result()
+        except sqlite3.ProgrammingError:  # a connection bound to its thread: commit here instead
+            conn.connection.driver_connection.commit()  # type: ignore[union-attr]
 
     def _load_batch(
         self, conn: sa.Connection, transfers: Sequence[Transfer], state: LogState, base: int

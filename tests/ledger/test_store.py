@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from nacl.signing import SigningKey
+from sqlalchemy.pool import NullPool
 
 from ledger import (
     AMOUNT_MAX,
@@ -285,6 +288,44 @@ def test_a_batch_is_all_or_nothing(led: Ledger, stage: str) -> None:
     ]
     assert balances(led, 1) == (0, 5, 0, 1)
     assert led.audit().ok
+
+
+def test_a_failed_commit_leaves_nothing_and_drops_the_cache(
+    led: Ledger, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the commit runs on a worker thread while the batch's bookkeeping goes on: if it
+    fails, the batch raises, nothing of it is kept, and the account cache updated meanwhile is
+    not trusted afterwards."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the commit runs in the caller's thread on PostgreSQL")
+    accounts(led, 1, 2)
+    led.create_transfers([tr(1, 1, 2, 5)])
+
+    def failing_commit(conn: sa.Connection) -> Future[None]:
+        f: Future[None] = Future()
+        f.set_exception(sqlite3.OperationalError("disk I/O error"))
+        return f
+
+    monkeypatch.setattr(led, "_commit_in_background", failing_commit)
+    with pytest.raises(sqlite3.OperationalError):
+        led.create_transfers([tr(2, 1, 2, 7)])
+    monkeypatch.undo()
+    assert led.lookup_transfers([2]) == [] and balances(led, 1) == (0, 5, 0, 0)
+    assert led.create_transfers([tr(3, 1, 2, 1)])[0].status is S.CREATED
+    assert balances(led, 1) == (0, 6, 0, 0) and balances(led, 2) == (0, 0, 0, 6)
+    assert [t.id for t in led.get_account_transfers(2)] == [1, 3]
+    assert led.audit().ok
+
+
+def test_a_connection_bound_to_its_thread_commits_in_the_caller(tmp_path: Path) -> None:
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'bound.db'}", connect_args={"check_same_thread": True}, poolclass=NullPool
+    )
+    with Ledger(engine, signing_key=KEY) as led:
+        accounts(led, 1, 2)
+        assert led.create_transfers([tr(1, 1, 2, 5)])[0].status is S.CREATED
+        assert balances(led, 1) == (0, 5, 0, 0) and led.audit().ok
+    engine.dispose()
 
 
 def test_batch_size_limit_at_the_edge(led: Ledger) -> None:
