@@ -14,7 +14,9 @@ Concurrency: batches of one `Ledger` are serialized by a lock. Across processes 
 serializes them: BEGIN IMMEDIATE on SQLite, `SELECT ... FOR UPDATE` of the log's meta row (the
 Merkle log is one sequence) and of every touched account on PostgreSQL. On SQLite the ledger keeps
 an account cache that is valid only while no other process committed since (checked against a
-commit counter read inside the locked transaction).
+commit counter read inside the locked transaction). The commit itself runs on a worker thread
+there, so the batch's Python bookkeeping overlaps SQLite writing and syncing the WAL; the call
+returns only once the commit is durable.
 """
 
 from __future__ import annotations
