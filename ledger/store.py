@@ -133,6 +133,19 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _refuse_an_earlier_layout(engine: sa.Engine) -> None:
+    """A database written before migration ledger_0003 keeps transfers as rows; creating the
+    missing tables beside them would hide its data. It must be migrated instead."""
+    inspector = sa.inspect(engine)
+    if inspector.has_table("ledger_transfers") and "amount" in {
+        c["name"] for c in inspector.get_columns("ledger_transfers")
+    }:
+        raise LedgerError(
+            "this database holds the ledger's earlier storage layout: apply the migrations first "
+            "(`civitas migrate`, or alembic's ledger branch)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class LogState:
     last_timestamp: int
@@ -213,6 +226,7 @@ class Ledger:
         self._fault: Callable[[str], None] | None = None  # test hook: raise at a named stage
         self._owns_engine = False  # close() disposes only an engine that `open` created
         if create:
+            _refuse_an_earlier_layout(engine)
             create_schema(engine)
         self._ensure_meta()
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from nacl.signing import SigningKey
 
 from civitas.db import alembic_config, migrate
-from ledger import Account, AccountFlags, Ledger, Transfer, TransferFlags
+from ledger import Account, AccountFlags, Ledger, LedgerError, Transfer, TransferFlags
 
 F = TransferFlags
 NS = 1_000_000_000
@@ -89,3 +90,12 @@ def test_data_survives_the_round_trip_through_the_previous_layout(engine: sa.Eng
     assert again.get_account_transfers(1, limit=1, reverse=True)[0].id == 10_000
     assert [t.id for t in again.get_account_transfers(2, limit=500)][-1] == 10_000
     assert again.audit().ok
+
+
+def test_a_database_in_the_earlier_layout_is_not_opened_without_migrating(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "ledger_0002")
+    with pytest.raises(LedgerError, match="migrations"):
+        Ledger(engine, signing_key=KEY)
+    migrate(engine)
+    Ledger(engine, signing_key=KEY).close()
