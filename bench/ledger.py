@@ -13,7 +13,8 @@ balances updated through ORM account objects, default session settings, the same
 ledger commits. It does strictly less work (no Merkle log, no signatures, no idempotency checks).
 The same ORM code committing every transfer on its own is reported beside it.
 
-HTTP: the service (uvicorn, one worker process, same SQLite settings) serves single-transfer
+HTTP: the service (uvicorn with `--http-workers` worker processes, by default one per core up to
+two as the README's `civitas serve --workers 2`; same SQLite settings) serves single-transfer
 `POST /ledger/transfers` requests from `--http-clients` (64) concurrent keep-alive clients, each a
 citizen paying a shop from their own account with their own bearer token; every request is
 authenticated, ownership-checked and committed durably through the group committer (concurrent
@@ -436,7 +437,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--http-requests", type=int, default=10_000)
     ap.add_argument("--http-clients", type=int, default=64)
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP measurement")
-    ap.add_argument("--http-workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    ap.add_argument(
+        "--http-workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="uvicorn worker processes (default: one per core, at most 2)",
+    )
     ap.add_argument(
         "--no-wrk",
         action="store_true",
@@ -499,7 +505,8 @@ def main(argv: list[str]) -> int:
         )
     if http is not None:
         print(
-            f"http: {int(http['requests']):,} single-transfer requests from {args.http_clients} concurrent clients:"
+            f"http: {int(http['requests']):,} single-transfer requests from {args.http_clients} concurrent clients"
+            f" to {args.http_workers} worker process(es):"
             f" {http['requests_per_s']:,.0f} requests/s (p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms;"
             f" server CPU {http['server_cpu_ms_per_request']:.2f} ms/request)"
         )
@@ -517,6 +524,7 @@ def main(argv: list[str]) -> int:
                 "baseline_ratio": round(ratio, 1),
                 "http_requests_per_s": round(http["requests_per_s"]) if http else None,
                 "http_ceiling_requests_per_s": round(http["ceiling_requests_per_s"]) if http else None,
+                "http_workers": args.http_workers if http else None,
                 "http_p50_ms": round(http["p50_ms"], 2) if http else None,
                 "http_p99_ms": round(http["p99_ms"], 2) if http else None,
                 "http_server_cpu_ms_per_request": round(http["server_cpu_ms_per_request"], 3)

@@ -12,7 +12,9 @@ accounts. Nothing is inserted at random positions of an index that grows with th
 
 Concurrency: batches of one `Ledger` are serialized by a lock. Across processes the database
 serializes them: BEGIN IMMEDIATE on SQLite, `SELECT ... FOR UPDATE` of the log's meta row (the
-Merkle log is one sequence) and of every touched account on PostgreSQL. On SQLite the ledger keeps
+Merkle log is one sequence) and of every touched account on PostgreSQL. On a SQLite file the
+ledger writers of all processes first take turns on an flock'd `<database>.ledger-writer.lock`,
+which wakes the next writer at once where SQLite's busy handler would sleep and poll. On SQLite the ledger keeps
 an account cache that is valid only while no other process committed since (checked against a
 commit counter read inside the locked transaction). The commit itself runs on a worker thread
 there, so the batch's Python bookkeeping overlaps SQLite writing and syncing the WAL; the call
@@ -25,6 +27,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -37,6 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from nacl.signing import SigningKey
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: SQLite's busy handler alone orders writers of several processes
+    fcntl = None  # type: ignore[assignment]
 
 from identity.sql import Clock, open_engine, system_clock_ns
 
@@ -224,6 +232,13 @@ class Ledger:
         self._committer: GroupCommitter | None = None
         self._commit_worker: ThreadPoolExecutor | None = None
         self._fault: Callable[[str], None] | None = None  # test hook: raise at a named stage
+        db = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._writer_lock_path = (
+            f"{db}.ledger-writer.lock"
+            if fcntl is not None and db and db != ":memory:" and not db.startswith("file:")
+            else None
+        )
+        self._writer_lock_fd: tuple[int, int] | None = None  # (pid, fd): a forked child opens its own
         self._owns_engine = False  # close() disposes only an engine that `open` created
         if create:
             _refuse_an_earlier_layout(engine)
@@ -267,6 +282,9 @@ class Ledger:
         if self._commit_worker is not None:
             self._commit_worker.shutdown()
             self._commit_worker = None
+        if self._writer_lock_fd is not None and self._writer_lock_fd[0] == os.getpid():
+            os.close(self._writer_lock_fd[1])
+        self._writer_lock_fd = None
         if self._owns_engine:
             self.engine.dispose()
 
@@ -507,7 +525,7 @@ class Ledger:
         if n == 0:
             return []
         d = self._d
-        with self._lock:
+        with self._lock, self._writer_turn():
             try:
                 with self.engine.begin() as conn:
                     state = self._read_meta(conn, lock=True)
@@ -572,7 +590,7 @@ class Ledger:
             raise BatchTooLargeError(f"a batch holds at most {BATCH_MAX} events, got {n}")
         if n == 0:
             return []
-        with self._lock, _gc_paused():
+        with self._lock, self._writer_turn(), _gc_paused():
             try:
                 with self.engine.begin() as conn:
                     out, heads, seq = self._create_transfers(conn, transfers)
@@ -597,6 +615,28 @@ class Ledger:
                 raise
             self._cache_seq = seq
         return results
+
+    @contextlib.contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """On a SQLite file, the ledger writers of all processes take turns on an flock'd file.
+
+        SQLite's busy handler polls with sleeps of up to 100 ms, so the group committers of several
+        worker processes would mostly sleep; a blocking flock hands the turn over as soon as it is
+        free. (Called with `self._lock` held.)
+        """
+        if self._writer_lock_path is None:
+            yield
+            return
+        pid = os.getpid()
+        if self._writer_lock_fd is None or self._writer_lock_fd[0] != pid:
+            # flock belongs to the open file, which a forked child would share with its parent
+            self._writer_lock_fd = (pid, os.open(self._writer_lock_path, os.O_RDWR | os.O_CREAT, 0o600))
+        fd = self._writer_lock_fd[1]
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _commit_in_background(self, conn: sa.Connection) -> Future[None] | None:
         """SQLite: start the commit on a worker thread (the caller's `with` block then finds no open

@@ -590,3 +590,30 @@ def test_audit_checks_the_checkpoint_with_the_given_log_keys(db_url: str) -> Non
         other = note.NoteSigner("test.example/ledger", SigningKey(b"\x09" * 32)).verifier
         bad = reopened.audit([other])
         assert not bad.ok and any("checkpoint" in p for p in bad.problems)
+
+
+def test_sqlite_writers_of_all_processes_take_turns_on_the_writer_lock(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A batch waits while another process holds `<database>.ledger-writer.lock`, and goes on when
+    it is released (no busy-handler polling)."""
+    import fcntl
+    import os
+
+    db = tmp_path / "turns.db"
+    with Ledger.open(f"sqlite:///{db}", signing_key=KEY, clock=clock) as led:
+        accounts(led, 1, 2)
+        lock_path = tmp_path / "turns.db.ledger-writer.lock"
+        assert lock_path.exists()
+        other = os.open(lock_path, os.O_RDWR)  # another open file: as another process would hold it
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX)
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(led.create_transfers, [tr(10, 1, 2, 5)])
+                with pytest.raises(TimeoutError):
+                    pending.result(timeout=0.3)
+                fcntl.flock(other, fcntl.LOCK_UN)
+                assert [r.status for r in pending.result(timeout=10)] == [CreateTransferStatus.CREATED]
+        finally:
+            os.close(other)
+        assert led.lookup_accounts([2])[0].credits_posted == 5
