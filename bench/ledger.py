@@ -176,17 +176,12 @@ def run_baseline(path: Path, n_transfers: int, n_accounts: int, batch: int, seed
 
 _SERVER = """
 import os, sys, uvicorn
-from civitas import app as app_module
 from civitas.app import create_app
 from civitas.settings import Settings
 data_dir, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 public_url = "http://127.0.0.1:" + sys.argv[2]
 settings = Settings(data_dir=data_dir, public_url=public_url)
 app = create_app(settings)  # migrates and creates the keys once, before any worker starts
-if "civitas.routers.ledger" not in app_module.ROUTER_MODULES:
-    from civitas.routers import ledger as ledger_router
-    ledger_router.setup(app)
-    app.include_router(ledger_router.router)
 opts = dict(host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_keep_alive=120)
 if workers == 1:
     uvicorn.run(app, **opts)

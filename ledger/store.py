@@ -35,7 +35,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, repeat
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -97,10 +97,7 @@ _BALANCE_COLS = (
     "timestamp, debits_pending, debits_posted, credits_pending, credits_posted, flags, history_head"
 )
 
-_id_of = attrgetter("id")
-_pid_of = attrgetter("pending_id")
-_dr_of = attrgetter("debit_account_id")
-_cr_of = attrgetter("credit_account_id")
+_id_of, _pid_of, _dr_of, _cr_of = eng._id_of, eng._pid_of, eng._dr_of, eng._cr_of
 _ts_of = itemgetter(eng.T_TS)
 _BALANCE_FIELDS = [itemgetter(k) for k in (eng.A_TS, eng.A_DP, eng.A_DPO, eng.A_CP, eng.A_CPO, eng.A_FLAGS)]
 _account_ts_of = itemgetter(eng.A_TS)

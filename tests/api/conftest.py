@@ -26,6 +26,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 def app(settings: Settings) -> Iterator[FastAPI]:
     application = create_app(settings)
     yield application
+    application.state.ledger.close()
     application.state.engine.dispose()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from civitas import app as app_module
 from civitas.app import create_app
 from civitas.settings import Settings
 from identity import jose, sdjwt
@@ -37,18 +35,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path / "data", database_url=db_url, public_url=BASE_URL, max_body_bytes=256 * 1024
     )
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[FastAPI]:
-    application = create_app(settings)
-    if "civitas.routers.identity" not in app_module.ROUTER_MODULES:
-        from civitas.routers import identity
-
-        identity.setup(application)
-        application.include_router(identity.router)
-    yield application
-    application.state.engine.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,8 +13,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from nacl.signing import SigningKey
 
-from civitas import app as app_module
-from civitas.app import create_app
 from civitas.auth import sign_jwt
 from civitas.settings import Settings
 from ledger import PaymentRequest, Transfer, merkle, note, verify_transfer_inclusion
@@ -24,25 +21,6 @@ from ledger.witness import verify_checkpoint
 from .conftest import BASE_URL, TokenFor, bearer
 
 DEVICE = SigningKey(b"\x33" * 32)
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[FastAPI]:
-    application = create_app(settings)
-    if "civitas.routers.ledger" not in app_module.ROUTER_MODULES:
-        from civitas.routers import ledger as ledger_router
-
-        ledger_router.setup(application)
-        application.include_router(ledger_router.router)
-    yield application
-    application.state.ledger.close()
-    application.state.engine.dispose()
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, base_url=BASE_URL) as test_client:
-        yield test_client
 
 
 def citizen(app: FastAPI, pseudonym: str, scope: str = "ledger:read ledger:write") -> dict[str, str]:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from nacl.signing import SigningKey
 
-from civitas.app import create_app
 from civitas.cli_ledger import run_witness
 from civitas.settings import Settings
 from ledger import note
@@ -48,20 +46,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         max_body_bytes=64 * 1024,
         ledger_witness_keys=f"{vkey(A)}, {vkey(B)}",
     )
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[FastAPI]:
-    application = create_app(settings)
-    yield application
-    application.state.ledger.close()
-    application.state.engine.dispose()
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, base_url=BASE_URL) as test_client:
-        yield test_client
 
 
 @pytest.fixture
