@@ -39,7 +39,7 @@ from .types import (
     ID_MAX,
     CreateTransferResult,
     CreateTransferStatus,
-    LedgerError,
+    LedgerRefusal,
     Transfer,
     TransferFlags,
 )
@@ -60,12 +60,8 @@ _M64 = (1 << 64) - 1
 _REQ = struct.Struct("<QQQQQQQQQHI")
 
 
-class AllowanceError(LedgerError):
+class AllowanceError(LedgerRefusal):
     """A payment or allowance operation is refused; `reason` is a stable slug."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

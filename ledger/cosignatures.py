@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from . import note
 from .tables import cosignatures
-from .types import LedgerError
+from .types import LedgerRefusal
 
 if TYPE_CHECKING:
     from .store import Ledger
@@ -30,12 +30,8 @@ MAX_FUTURE_S = 300  # a cosignature may be timestamped at most this far ahead of
 MAX_LINE_CHARS = 1000
 
 
-class CosignatureError(LedgerError):
+class CosignatureError(LedgerRefusal):
     """A submitted cosignature is refused; `reason` is a stable slug."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ __all__ = [
     "CreateTransferStatus",
     "LedgerError",
     "LedgerInvariantError",
+    "LedgerRefusal",
     "LedgerValueError",
     "PendingState",
     "Transfer",
@@ -45,6 +46,14 @@ U16_MAX = (1 << 16) - 1
 
 class LedgerError(Exception):
     """Base class of every error the ledger raises."""
+
+
+class LedgerRefusal(LedgerError):
+    """A request refused for a stable reason: `reason` is a slug (the HTTP layer's problem type)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
 
 
 class LedgerValueError(LedgerError, ValueError):
