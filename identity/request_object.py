@@ -11,11 +11,18 @@ A did:key resolves offline (its DID document has one verification method, ``did#
 so :func:`verify_request` needs no network: the key comes from ``kid``, and the ``client_id`` must
 name that same DID. The ``redirect_uri`` prefix is not supported: by the specification its
 requests cannot be signed, so a wallet could not authenticate the verifier.
+
+Request URI method ``post`` (OpenID4VP 1.0 section 5.10): the wallet may send a fresh
+``wallet_nonce`` when it fetches the Request Object; the verifier signs it into the object and the
+wallet refuses an object without that exact value (``expected_wallet_nonce``), so a recorded
+Request Object cannot be replayed to it.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final
@@ -25,9 +32,13 @@ from identity import did_key, jose
 __all__ = [
     "CLIENT_ID_PREFIX",
     "MEDIA_TYPE",
+    "REQUEST_URI_METHODS",
     "SELF_ISSUED_AUD",
+    "SIGNING_ALG",
     "TYP",
+    "WALLET_NONCE_MAX_CHARS",
     "RequestObjectError",
+    "check_wallet_nonce",
     "client_id_for",
     "sign_request",
     "verify_request",
@@ -37,6 +48,11 @@ TYP: Final = "oauth-authz-req+jwt"
 MEDIA_TYPE: Final = "application/oauth-authz-req+jwt"
 SELF_ISSUED_AUD: Final = "https://self-issued.me/v2"
 CLIENT_ID_PREFIX: Final = "decentralized_identifier:"
+SIGNING_ALG: Final = "EdDSA"
+REQUEST_URI_METHODS: Final = ("get", "post")  # case-sensitive (OpenID4VP 1.0 section 5.1)
+WALLET_NONCE_MAX_CHARS: Final = 128
+# Visible ASCII only: base64url (the suggested encoding) fits, control characters and spaces do not.
+_WALLET_NONCE: Final = re.compile(rf"[\x21-\x7e]{{1,{WALLET_NONCE_MAX_CHARS}}}")
 MAX_REQUEST_CHARS: Final = 64 * 1024
 CLOCK_SKEW_S: Final = 60
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -63,9 +79,18 @@ def sign_request(params: Mapping[str, Any], signing_jwk: Mapping[str, Any], *, i
         raise RequestObjectError("a request object must expire after it is issued")
     did = client_id[len(CLIENT_ID_PREFIX) :]
     payload = {**params, "iss": client_id, "aud": SELF_ISSUED_AUD, "iat": iat, "exp": exp}
-    header = {"typ": TYP, "alg": "EdDSA", "kid": did_key.verification_method_id(did)}
+    header = {"typ": TYP, "alg": SIGNING_ALG, "kid": did_key.verification_method_id(did)}
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return jose.sign_compact(header, body, signing_jwk)
+
+
+def check_wallet_nonce(value: Any) -> str:
+    """``value`` if it is a usable ``wallet_nonce``: 1 to 128 visible ASCII characters."""
+    if not isinstance(value, str) or _WALLET_NONCE.fullmatch(value) is None:
+        raise RequestObjectError(
+            f"wallet_nonce must be 1 to {WALLET_NONCE_MAX_CHARS} visible ASCII characters"
+        )
+    return value
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
@@ -104,13 +129,20 @@ def _check_response_uri(value: Any) -> None:
         raise RequestObjectError("response_uri must be an https URL (http only on loopback)")
 
 
-def verify_request(token: str, *, now: int, expected_client_id: str | None = None) -> dict[str, Any]:
+def verify_request(
+    token: str,
+    *,
+    now: int,
+    expected_client_id: str | None = None,
+    expected_wallet_nonce: str | None = None,
+) -> dict[str, Any]:
     """Verify a signed Request Object and return its parameters.
 
     Checks, in order: compact JWS with ``typ`` ``oauth-authz-req+jwt``; ``kid`` a did:key
     verification method; the signature (joserfc, EdDSA only); ``client_id`` =
     ``decentralized_identifier:`` + that DID and, when given, the ``client_id`` of the
-    Authorization Request that carried ``request_uri`` (RFC 9101 section 5); ``iss`` (if
+    Authorization Request that carried ``request_uri`` (RFC 9101 section 5); when the wallet
+    POSTed a ``wallet_nonce``, the same value in ``wallet_nonce``; ``iss`` (if
     present) = ``client_id``; ``aud`` = ``https://self-issued.me/v2``; ``iat``/``exp`` against
     ``now`` (60 s skew); no nested ``request``/``request_uri``; ``response_type`` ``vp_token``,
     ``response_mode`` ``direct_post`` with an https ``response_uri``, ``nonce`` and ``state``.
@@ -136,6 +168,12 @@ def verify_request(token: str, *, now: int, expected_client_id: str | None = Non
         raise RequestObjectError("client_id does not name the key that signed the request")
     if expected_client_id is not None and client_id != expected_client_id:
         raise RequestObjectError("client_id differs from the one in the authorization request")
+    if expected_wallet_nonce is not None:
+        got = params.get("wallet_nonce")
+        if not isinstance(got, str):
+            raise RequestObjectError("request object lacks the wallet_nonce the wallet sent")
+        if not hmac.compare_digest(got.encode("utf-8"), expected_wallet_nonce.encode("utf-8")):
+            raise RequestObjectError("wallet_nonce differs from the one the wallet sent")
     if "iss" in params and params["iss"] != client_id:
         raise RequestObjectError("iss of the request object is not its client_id")
     aud = params.get("aud")

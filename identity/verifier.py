@@ -9,6 +9,11 @@ presentations). The verifier checks every presentation (trusted issuer allowed t
 nonce, token status), checks the disclosed claims satisfy the DCQL query, applies the eligibility
 rule if the request named one, and stores a decision record holding only the requested claims.
 A second response for the same request is refused as a replay and changes nothing.
+
+A wallet may also POST to ``request_uri`` (OpenID4VP 1.0 section 5.10, ``request_uri_method=post``)
+with its ``wallet_metadata`` and a ``wallet_nonce``: the metadata is checked against what the
+request needs (never stored: it could fingerprint the wallet) and the nonce is signed into the
+Request Object.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from identity import tables as t
 from identity.sql import Clock, system_clock_ns
 
 __all__ = [
+    "MAX_WALLET_METADATA_CHARS",
     "Decision",
     "EligibilityRules",
     "PresentationRequest",
@@ -41,6 +47,8 @@ __all__ = [
 
 NS: Final = 1_000_000_000
 MAX_VP_TOKEN_CHARS: Final = 512 * 1024
+MAX_WALLET_METADATA_CHARS: Final = 8 * 1024
+SD_JWT_ALG_VALUES: Final = ("EdDSA", "ES256")  # issuer and KB-JWT signatures this verifier checks
 STATUS_CLAIM: Final = "status"  # the Token Status List reference; verified, never passed on
 PresentationCheck = Callable[["PresentationRequest", dcql.CredentialQuery, str], "VerifiedPresentation"]
 
@@ -332,6 +340,15 @@ def _row_to_request(row: sa.RowMapping) -> PresentationRequest:
     )
 
 
+def _string_list(value: Any, what: str) -> list[str] | None:
+    """A wallet metadata value: ``None`` when absent, else it must be a non-empty list of strings."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise VerifierError("invalid_request", f"wallet_metadata {what} must be a non-empty array of strings")
+    return value
+
+
 def _sdjwt_reason(exc: sdjwt.SDJWTError) -> str:
     text = str(exc)
     for needle, reason in (
@@ -490,29 +507,121 @@ class Verifier:
             "nonce": request.nonce,
             "state": request.state,
             "dcql_query": request.dcql_query,
-            "client_metadata": {
-                "vp_formats_supported": {
-                    dcql.SD_JWT_FORMAT: {
-                        "sd-jwt_alg_values": ["EdDSA", "ES256"],
-                        "kb-jwt_alg_values": ["EdDSA", "ES256"],
-                    },
-                    dcql.BBS_FORMAT: {},
-                }
-            },
+            "client_metadata": self.client_metadata(),
         }
         if request.pseudonym_context is not None:
             obj["pseudonym_context"] = request.pseudonym_context
         return obj
 
-    def signed_request_object(self, request: PresentationRequest) -> str:
-        """The Request Object served at ``request_uri`` (``application/oauth-authz-req+jwt``)."""
+    @staticmethod
+    def client_metadata() -> dict[str, Any]:
+        """Verifier metadata (OpenID4VP 1.0 section 11): the formats and algorithms it accepts."""
+        return {
+            "vp_formats_supported": {
+                dcql.SD_JWT_FORMAT: {
+                    "sd-jwt_alg_values": list(SD_JWT_ALG_VALUES),
+                    "kb-jwt_alg_values": list(SD_JWT_ALG_VALUES),
+                },
+                dcql.BBS_FORMAT: {},
+            }
+        }
+
+    def signed_request_object(
+        self,
+        request: PresentationRequest,
+        *,
+        wallet_metadata: str | None = None,
+        wallet_nonce: str | None = None,
+    ) -> str:
+        """The Request Object served at ``request_uri`` (``application/oauth-authz-req+jwt``).
+
+        ``wallet_metadata`` (a JSON text) and ``wallet_nonce`` come from a wallet that POSTed to
+        ``request_uri``: the metadata must allow this request (:meth:`check_wallet_metadata`) and
+        the nonce is signed in as ``wallet_nonce``. Raises :class:`VerifierError` otherwise.
+        """
+        if wallet_metadata is not None:
+            self.check_wallet_metadata(request, wallet_metadata)
+        params = self.request_object(request)
+        if wallet_nonce is not None:
+            try:
+                params["wallet_nonce"] = request_object.check_wallet_nonce(wallet_nonce)
+            except request_object.RequestObjectError as exc:
+                raise VerifierError("invalid_request", str(exc)) from exc
         now_s = self.clock() // NS
         return request_object.sign_request(
-            self.request_object(request),
+            params,
             self.config.signing_jwk,
             iat=now_s,
             exp=max(request.expires_ns // NS, now_s + 1),
         )
+
+    def check_wallet_metadata(self, request: PresentationRequest, text: str) -> dict[str, Any]:
+        """Parse ``wallet_metadata`` and refuse it when the wallet cannot take part in ``request``.
+
+        Malformed (over :data:`MAX_WALLET_METADATA_CHARS`, not JSON, not an object, a known
+        parameter of the wrong type): ``invalid_request``. A listed
+        ``client_id_prefixes_supported`` without ``decentralized_identifier``, or
+        ``request_object_signing_alg_values_supported`` without ``EdDSA``, or
+        ``response_modes_supported`` without ``direct_post``: ``invalid_request``;
+        ``response_types_supported`` without ``vp_token``: ``unsupported_response_type``;
+        ``vp_formats_supported`` with which the DCQL query cannot be met (formats, or
+        ``*_alg_values`` sharing no algorithm with :meth:`client_metadata`):
+        ``vp_formats_not_supported``. Parameters the wallet leaves out are not held against it
+        (the wallet asked by POST, so it can handle this request); unknown ones are ignored.
+        """
+        if len(text) > MAX_WALLET_METADATA_CHARS:
+            raise VerifierError(
+                "invalid_request", f"wallet_metadata is over {MAX_WALLET_METADATA_CHARS} characters"
+            )
+        try:
+            metadata = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise VerifierError("invalid_request", "wallet_metadata is not JSON") from exc
+        if not isinstance(metadata, dict):
+            raise VerifierError("invalid_request", "wallet_metadata must be a JSON object")
+        for name, needed, code in (
+            ("client_id_prefixes_supported", request_object.CLIENT_ID_PREFIX[:-1], "invalid_request"),
+            ("request_object_signing_alg_values_supported", request_object.SIGNING_ALG, "invalid_request"),
+            ("response_types_supported", "vp_token", "unsupported_response_type"),
+            ("response_modes_supported", "direct_post", "invalid_request"),
+        ):
+            listed = _string_list(metadata.get(name), name)
+            if listed is not None and needed not in listed:
+                raise VerifierError(code, f"the wallet's {name} lacks {needed}, which this verifier uses")
+        formats = metadata.get("vp_formats_supported")
+        if formats is not None:
+            self._check_wallet_formats(request, formats)
+        return metadata
+
+    def _check_wallet_formats(self, request: PresentationRequest, formats: Any) -> None:
+        if not isinstance(formats, dict) or not all(isinstance(v, dict) for v in formats.values()):
+            raise VerifierError("invalid_request", "vp_formats_supported must map formats to objects")
+        ours: dict[str, dict[str, list[str]]] = self.client_metadata()["vp_formats_supported"]
+        usable: set[str] = set()
+        for fmt, theirs in formats.items():
+            # each algorithm list both sides state must share a value; an unstated list is no limit
+            disjoint = False
+            for name, accepted in ours.get(fmt, {}).items():
+                listed = _string_list(theirs.get(name), f"vp_formats_supported {name}")
+                disjoint = disjoint or (listed is not None and not set(listed) & set(accepted))
+            if not disjoint:
+                usable.add(fmt)
+        query = dcql.parse_query(request.dcql_query)
+        met = {cq.id for cq in query.credentials if cq.format in usable}
+        if query.credential_sets is None:
+            satisfiable = len(met) == len(query.credentials)
+        else:
+            satisfiable = all(
+                any(set(option) <= met for option in cs.options)
+                for cs in query.credential_sets
+                if cs.required
+            )
+        if not satisfiable:
+            wanted = sorted({cq.format for cq in query.credentials})
+            raise VerifierError(
+                "vp_formats_not_supported",
+                f"the wallet's vp_formats_supported cannot meet this request (formats {', '.join(wanted)})",
+            )
 
     def request_uri(self, request: PresentationRequest) -> str:
         return f"{self.config.request_uri_base}/{request.id_hex}"

@@ -143,3 +143,30 @@ def test_skew_edges() -> None:
     assert ro.verify_request(token, now=NOW + 359)  # exp 59 s ago: within the skew
     with pytest.raises(ro.RequestObjectError, match="expired"):
         ro.verify_request(token, now=NOW + 360)
+
+
+def test_wallet_nonce_must_be_the_one_the_wallet_sent() -> None:
+    sent = "qPmxiNFCR3QTm19POc8u"
+    token = ro.sign_request(_params(wallet_nonce=sent), KEY, iat=NOW, exp=NOW + 300)
+    assert ro.verify_request(token, now=NOW, expected_wallet_nonce=sent)["wallet_nonce"] == sent
+    # a wallet that fetched with GET sent no nonce and has nothing to compare
+    assert ro.verify_request(token, now=NOW)["wallet_nonce"] == sent
+    with pytest.raises(ro.RequestObjectError, match="wallet_nonce differs"):
+        ro.verify_request(token, now=NOW, expected_wallet_nonce=sent[:-1] + "v")
+    without = ro.sign_request(_params(), KEY, iat=NOW, exp=NOW + 300)  # e.g. recorded from a GET
+    with pytest.raises(ro.RequestObjectError, match="lacks the wallet_nonce"):
+        ro.verify_request(without, now=NOW, expected_wallet_nonce=sent)
+    not_a_string = _sign(_claims(wallet_nonce=12345))
+    with pytest.raises(ro.RequestObjectError, match="lacks the wallet_nonce"):
+        ro.verify_request(not_a_string, now=NOW, expected_wallet_nonce="12345")
+
+
+def test_wallet_nonce_limits() -> None:
+    edge = "~" * ro.WALLET_NONCE_MAX_CHARS
+    assert ro.check_wallet_nonce(edge) == edge
+    assert ro.check_wallet_nonce("a") == "a"
+    assert ro.check_wallet_nonce("aB3-_.~+/=!") == "aB3-_.~+/=!"
+    for bad in ("", edge + "~", "two words", "tab\t", "nonce\n", "ü", None, 7):
+        with pytest.raises(ro.RequestObjectError, match="1 to 128 visible ASCII"):
+            ro.check_wallet_nonce(bad)
+    assert ro.REQUEST_URI_METHODS == ("get", "post")

@@ -415,3 +415,126 @@ def test_citizen_sessions_ask_for_status_only_when_configured(engine: sa.Engine)
 
     assert query(False) is None
     assert query(True) == [{"path": ["status"]}]
+
+
+# --------------------------------------------------------------------------------------------
+# request_uri_method=post: wallet_metadata and wallet_nonce (OpenID4VP 1.0 section 5.10)
+
+
+def _sd_jwt_query(fmt: str = "dc+sd-jwt", qid: str = "res") -> dict[str, Any]:
+    return {"id": qid, "format": fmt, "meta": {"vct_values": [RESIDENT_VCT]}}
+
+
+def _refused_metadata(w: World, req: Any, metadata: Any, code: str, message: str) -> None:
+    text = metadata if isinstance(metadata, str) else json.dumps(metadata)
+    with pytest.raises(VerifierError, match=message) as caught:
+        w.verifier.signed_request_object(req, wallet_metadata=text, wallet_nonce="n")
+    assert caught.value.code == code and caught.value.status == 400
+
+
+def test_wallet_metadata_that_allows_the_request_is_accepted(engine: sa.Engine) -> None:
+    from identity import request_object
+    from identity.wallet import WALLET_METADATA
+
+    w = World(engine)
+    req = w.verifier.create_request(AGENCY, dcql_query={"credentials": [_sd_jwt_query()]})
+    for metadata in (
+        WALLET_METADATA,
+        {},  # nothing stated: nothing held against the wallet
+        # the specification's example: ES256 only, shared with this verifier
+        {
+            "vp_formats_supported": {
+                "dc+sd-jwt": {"sd-jwt_alg_values": ["ES256"], "kb-jwt_alg_values": ["ES256"]}
+            }
+        },
+        {"vp_formats_supported": {"dc+sd-jwt": {}, "mso_mdoc": {"x": 1}}, "unknown_parameter": [1, {}]},
+        {"client_id_prefixes_supported": ["x509_hash", "decentralized_identifier"]},
+    ):
+        token = w.verifier.signed_request_object(
+            req, wallet_metadata=json.dumps(metadata), wallet_nonce="wallet-nonce-1"
+        )
+        params = request_object.verify_request(
+            token, now=w.clock.s, expected_client_id=AUD, expected_wallet_nonce="wallet-nonce-1"
+        )
+        assert params["wallet_nonce"] == "wallet-nonce-1" and params["state"] == req.state
+    # without a wallet_nonce the object is the GET one
+    plain = request_object.verify_request(w.verifier.signed_request_object(req), now=w.clock.s)
+    assert "wallet_nonce" not in plain
+
+
+def test_wallet_metadata_that_excludes_the_request_is_refused(engine: sa.Engine) -> None:
+    w = World(engine)
+    sd_jwt = w.verifier.create_request(AGENCY, dcql_query={"credentials": [_sd_jwt_query()]})
+    bbs_only = {"vp_formats_supported": {"civitas-bbs": {}}}
+    _refused_metadata(w, sd_jwt, bbs_only, "vp_formats_not_supported", "cannot meet this request")
+    no_shared_kb_alg = {"vp_formats_supported": {"dc+sd-jwt": {"kb-jwt_alg_values": ["RS256"]}}}
+    _refused_metadata(w, sd_jwt, no_shared_kb_alg, "vp_formats_not_supported", "dc\\+sd-jwt")
+    no_shared_issuer_alg = {"vp_formats_supported": {"dc+sd-jwt": {"sd-jwt_alg_values": ["ES384"]}}}
+    _refused_metadata(w, sd_jwt, no_shared_issuer_alg, "vp_formats_not_supported", "cannot meet")
+    for name, value, code in (
+        ("client_id_prefixes_supported", ["x509_san_dns"], "invalid_request"),
+        ("request_object_signing_alg_values_supported", ["ES256"], "invalid_request"),
+        ("response_modes_supported", ["fragment"], "invalid_request"),
+        ("response_types_supported", ["code"], "unsupported_response_type"),
+    ):
+        _refused_metadata(w, sd_jwt, {name: value}, code, f"the wallet's {name} lacks")
+    # credential_sets: one option the wallet can meet is enough; none is not
+    either = {
+        "credentials": [_sd_jwt_query(qid="a"), _sd_jwt_query("civitas-bbs", "b")],
+        "credential_sets": [{"options": [["a"], ["b"]]}],
+    }
+    alternatives = w.verifier.create_request(AGENCY, dcql_query=either, require_status=False)
+    assert w.verifier.signed_request_object(alternatives, wallet_metadata=json.dumps(bbs_only))
+    mdoc_only = {"vp_formats_supported": {"mso_mdoc": {}}}
+    _refused_metadata(w, alternatives, mdoc_only, "vp_formats_not_supported", "civitas-bbs, dc\\+sd-jwt")
+    both = {"credentials": either["credentials"]}  # without credential_sets every query is needed
+    needs_both = w.verifier.create_request(AGENCY, dcql_query=both, require_status=False)
+    _refused_metadata(w, needs_both, bbs_only, "vp_formats_not_supported", "cannot meet")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ("not json", "not JSON"),
+        ("", "not JSON"),
+        ("[" * 10_000, "over 8192 characters"),
+        ("[" * 5000 + "]" * 5000, "over 8192"),
+        ("[" * 4000 + "]" * 4000, "not JSON|JSON object"),  # deep nesting within the limit
+        ('["vp_formats_supported"]', "must be a JSON object"),
+        ('"{}"', "must be a JSON object"),
+        ("null", "must be a JSON object"),
+        ('{"vp_formats_supported": []}', "map formats to objects"),
+        ('{"vp_formats_supported": {"dc+sd-jwt": true}}', "map formats to objects"),
+        ('{"vp_formats_supported": {"dc+sd-jwt": {"kb-jwt_alg_values": "EdDSA"}}}', "non-empty array"),
+        ('{"vp_formats_supported": {"dc+sd-jwt": {"kb-jwt_alg_values": []}}}', "non-empty array"),
+        ('{"client_id_prefixes_supported": "decentralized_identifier"}', "non-empty array of strings"),
+        ('{"request_object_signing_alg_values_supported": [1]}', "non-empty array of strings"),
+    ],
+)
+def test_malformed_wallet_metadata(engine: sa.Engine, metadata: str, message: str) -> None:
+    w = World(engine)
+    req = w.verifier.create_request(AGENCY, dcql_query={"credentials": [_sd_jwt_query()]})
+    _refused_metadata(w, req, metadata, "invalid_request", message)
+
+
+def test_wallet_metadata_size_edge(engine: sa.Engine) -> None:
+    from identity.verifier import MAX_WALLET_METADATA_CHARS
+
+    w = World(engine)
+    req = w.verifier.create_request(AGENCY, dcql_query={"credentials": [_sd_jwt_query()]})
+    padded = json.dumps({"padding": ""})
+    at_limit = json.dumps({"padding": "x" * (MAX_WALLET_METADATA_CHARS - len(padded))})
+    assert len(at_limit) == MAX_WALLET_METADATA_CHARS
+    assert w.verifier.signed_request_object(req, wallet_metadata=at_limit)
+    over = json.dumps({"padding": "x" * (MAX_WALLET_METADATA_CHARS - len(padded) + 1)})
+    _refused_metadata(w, req, over, "invalid_request", "over 8192 characters")
+
+
+def test_wallet_nonce_is_checked_before_signing(engine: sa.Engine) -> None:
+    w = World(engine)
+    req = w.verifier.create_request(AGENCY, dcql_query={"credentials": [_sd_jwt_query()]})
+    for bad in ("", "x" * 129, "with space", "ümlaut"):
+        with pytest.raises(VerifierError, match="wallet_nonce must be") as caught:
+            w.verifier.signed_request_object(req, wallet_nonce=bad)
+        assert caught.value.code == "invalid_request"
+    assert w.verifier.signed_request_object(req, wallet_nonce="x" * 128)
