@@ -24,7 +24,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from identity.wallet import Wallet, WalletError, parse_authorization_request
+from identity.wallet import Wallet, WalletError
 
 console = Console(emoji=False, highlight=False)
 err_console = Console(stderr=True, emoji=False, highlight=False)
@@ -107,9 +107,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_present(args: argparse.Namespace) -> int:
     wallet = _open(args)
-    request_uri, client_id = parse_authorization_request(args.request)
-    # Only a Request Object signed by the verifier's did:key is accepted (see specs/wallet.md).
-    request = wallet.fetch_request(request_uri, client_id=client_id)
+    # Only a Request Object signed by the verifier's did:key is accepted (see specs/wallet.md);
+    # fetched by POST with a wallet_nonce when the link offers request_uri_method=post.
+    request = wallet.fetch_link(args.request)
     items = wallet.preview(request)
     if not items:
         err_console.print("no credential in this wallet satisfies the request")

@@ -9,9 +9,12 @@ Copies: credentials arrive in batches (one SD-JWT per fresh holder key). A prese
 unused copy and marks it used, so two presentations never share an issuer signature, a holder key
 or a status index. When every copy is used the wallet refuses (``allow_reuse=True`` overrides).
 
-Requests: an OpenID4VP request enters the wallet only through :meth:`Wallet.fetch_request` (or
-:meth:`Wallet.verify_request` for a Request Object passed by value), which accept nothing but a
-Request Object signed by the verifier's did:key (:mod:`identity.request_object`).
+Requests: an OpenID4VP request enters the wallet only through :meth:`Wallet.fetch_link` /
+:meth:`Wallet.fetch_request` (or :meth:`Wallet.verify_request` for a Request Object passed by
+value), which accept nothing but a Request Object signed by the verifier's did:key
+(:mod:`identity.request_object`). When the link says ``request_uri_method=post`` the wallet POSTs
+its (static, the same for every user) metadata and a fresh ``wallet_nonce``, and refuses a Request
+Object that does not carry that nonce.
 
 HTTP (OpenID4VCI receive, OpenID4VP direct_post) goes through an injected ``httpx.Client``.
 """
@@ -38,12 +41,15 @@ import nacl.secret
 from identity import dcql, issuer, jose, request_object, sdjwt
 
 __all__ = [
+    "WALLET_METADATA",
     "PreviewItem",
+    "RequestLink",
     "StoredCopy",
     "StoredCredential",
     "Wallet",
     "WalletError",
     "parse_authorization_request",
+    "parse_request_link",
 ]
 
 FORMAT_TAG: Final = "civitas-wallet"
@@ -54,6 +60,22 @@ KDF_PROFILES: Final = {
     "test": (argon2id.OPSLIMIT_MIN, argon2id.MEMLIMIT_MIN),  # fast, for tests only
 }
 MAX_BATCH: Final = 20
+# What this wallet software supports (OpenID4VP 1.0 section 10), sent when it POSTs to a
+# request_uri. It never depends on what the user holds, so it cannot single the user out.
+WALLET_METADATA: Final[Mapping[str, Any]] = {
+    "vp_formats_supported": {
+        # issuer signatures it checks; KB-JWTs it signs (Ed25519 or P-256 holder keys)
+        dcql.SD_JWT_FORMAT: {
+            "sd-jwt_alg_values": ["EdDSA", "Ed25519", "ES256"],
+            "kb-jwt_alg_values": ["EdDSA", "ES256"],
+        },
+        dcql.BBS_FORMAT: {},
+    },
+    "client_id_prefixes_supported": [request_object.CLIENT_ID_PREFIX.rstrip(":")],
+    "request_object_signing_alg_values_supported": ["EdDSA", "Ed25519"],
+    "response_types_supported": ["vp_token"],
+    "response_modes_supported": ["direct_post"],
+}
 
 
 class WalletError(Exception):
@@ -127,16 +149,42 @@ class PreviewItem:
     unused_copies: int
 
 
-def parse_authorization_request(text: str) -> tuple[str, str | None]:
-    """``(request_uri, client_id)`` of an ``openid4vp://`` link (QR code); a bare URL is its own
-    request_uri (then the Request Object's own signed ``client_id`` is all there is to check)."""
+@dataclass(frozen=True, slots=True)
+class RequestLink:
+    """What an ``openid4vp://`` link (QR code) says: where the Request Object is, which verifier
+    must have signed it, and how to fetch it (``request_uri_method``: ``get`` or ``post``)."""
+
+    request_uri: str
+    client_id: str | None = None
+    request_uri_method: str = "get"
+
+
+def parse_request_link(text: str) -> RequestLink:
+    """Parse an ``openid4vp://`` link; a bare URL is its own request_uri (then the Request
+    Object's own signed ``client_id`` is all there is to check). Every other link parameter is
+    ignored: only the signed Request Object counts."""
     if not text.startswith("openid4vp:"):
-        return text, None
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(text).query)
+        return RequestLink(text)
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(text).query, keep_blank_values=True)
     uris, client_ids = query.get("request_uri", []), query.get("client_id", [])
-    if len(uris) != 1 or len(client_ids) > 1:
+    methods = query.get("request_uri_method", [])
+    if len(uris) != 1 or not uris[0] or len(client_ids) > 1:
         raise WalletError("the link must carry exactly one request_uri")
-    return uris[0], client_ids[0] if client_ids else None
+    if client_ids and not client_ids[0]:
+        raise WalletError("the link has an empty client_id")
+    if len(methods) > 1:
+        raise WalletError("invalid_request_uri_method: the link names request_uri_method twice")
+    method = methods[0] if methods else "get"
+    if method not in request_object.REQUEST_URI_METHODS:
+        raise WalletError(f"invalid_request_uri_method: {method!r} is neither get nor post")
+    return RequestLink(uris[0], client_ids[0] if client_ids else None, method)
+
+
+def parse_authorization_request(text: str) -> tuple[str, str | None]:
+    """``(request_uri, client_id)`` of an ``openid4vp://`` link (see :func:`parse_request_link`,
+    which also says how to fetch it)."""
+    link = parse_request_link(text)
+    return link.request_uri, link.client_id
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -542,10 +590,10 @@ class Wallet:
         if scope is not None:
             body["scope"] = scope
         session = self._json(http.post(f"{base}/identity/citizen-sessions", json=body), "sign-in")
-        request_uri, client_id = parse_authorization_request(str(session["authorization_request_uri"]))
-        if request_uri != session["request_uri"]:
+        link = str(session["authorization_request_uri"])
+        if parse_request_link(link).request_uri != session["request_uri"]:
             raise WalletError("sign-in: the link and the request_uri disagree")
-        self.respond(self.fetch_request(request_uri, client_id=client_id))
+        self.respond(self.fetch_link(link))
         return self._json(
             http.post(
                 f"{base}/identity/citizen-sessions/{session['id']}/token",
@@ -555,24 +603,59 @@ class Wallet:
         )
 
     def verify_request(
-        self, token: str, *, client_id: str | None = None, request_uri: str | None = None
+        self,
+        token: str,
+        *,
+        client_id: str | None = None,
+        request_uri: str | None = None,
+        wallet_nonce: str | None = None,
     ) -> dict[str, Any]:
         """Verify a signed Request Object; returns its parameters (see identity.request_object).
 
         ``client_id`` is the one the authorization request (link or QR code) carried;
-        ``request_uri`` where the object came from: the answer must go to the same origin.
+        ``request_uri`` where the object came from: the answer must go to the same origin;
+        ``wallet_nonce`` the one this wallet POSTed: the object must carry exactly that value.
         """
         try:
-            params = request_object.verify_request(token, now=self.clock(), expected_client_id=client_id)
+            params = request_object.verify_request(
+                token, now=self.clock(), expected_client_id=client_id, expected_wallet_nonce=wallet_nonce
+            )
         except request_object.RequestObjectError as exc:
             raise WalletError(f"presentation request refused: {exc}") from exc
         if request_uri is not None and _origin(str(params["response_uri"])) != _origin(request_uri):
             raise WalletError("presentation request refused: response_uri is on another origin")
         return params
 
-    def fetch_request(self, request_uri: str, *, client_id: str | None = None) -> dict[str, Any]:
-        """GET the signed Request Object (RFC 9101) and verify it; an unsigned request is refused."""
-        response = self._client().get(request_uri, headers={"Accept": request_object.MEDIA_TYPE})
+    def fetch_link(self, link: str) -> dict[str, Any]:
+        """Fetch and verify the Request Object an ``openid4vp://`` link (or bare request_uri)
+        points to, with the method the link names."""
+        parsed = parse_request_link(link)
+        return self.fetch_request(
+            parsed.request_uri, client_id=parsed.client_id, request_uri_method=parsed.request_uri_method
+        )
+
+    def fetch_request(
+        self, request_uri: str, *, client_id: str | None = None, request_uri_method: str = "get"
+    ) -> dict[str, Any]:
+        """Fetch the signed Request Object (RFC 9101) and verify it; an unsigned request is refused.
+
+        ``get``: a plain GET. ``post`` (OpenID4VP 1.0 section 5.10): a form POST of
+        :data:`WALLET_METADATA` and a fresh 192-bit ``wallet_nonce`` that the returned object
+        must carry, so an object recorded earlier (or meant for another wallet) is refused.
+        """
+        if request_uri_method not in request_object.REQUEST_URI_METHODS:
+            raise WalletError(f"invalid_request_uri_method: {request_uri_method!r} is neither get nor post")
+        headers = {"Accept": request_object.MEDIA_TYPE}
+        wallet_nonce = None
+        if request_uri_method == "post":
+            wallet_nonce = secrets.token_urlsafe(24)
+            form = {
+                "wallet_metadata": json.dumps(WALLET_METADATA, separators=(",", ":")),
+                "wallet_nonce": wallet_nonce,
+            }
+            response = self._client().post(request_uri, data=form, headers=headers)
+        else:
+            response = self._client().get(request_uri, headers=headers)
         if response.status_code >= 400:
             self._json(response, "presentation request")  # raises with the verifier's error code
         media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -580,7 +663,9 @@ class Wallet:
             raise WalletError(
                 f"presentation request refused: expected {request_object.MEDIA_TYPE}, got {media_type!r}"
             )
-        return self.verify_request(response.text.strip(), client_id=client_id, request_uri=request_uri)
+        return self.verify_request(
+            response.text.strip(), client_id=client_id, request_uri=request_uri, wallet_nonce=wallet_nonce
+        )
 
     def respond(self, request: Mapping[str, Any], *, allow_reuse: bool = False) -> dict[str, Any]:
         """Present and POST the vp_token to the request's response_uri (direct_post)."""

@@ -145,6 +145,15 @@ class FakeCity:
             content=self.verifier.signed_request_object(req),
             headers={"content-type": "application/oauth-authz-req+jwt"},
         )
+        # what POST {request_uri} answers (request_uri_method=post), and the forms it received
+        self.posted: list[dict[str, str]] = []
+        self.post_response = lambda req, form: httpx.Response(
+            200,
+            content=self.verifier.signed_request_object(
+                req, wallet_metadata=form.get("wallet_metadata"), wallet_nonce=form.get("wallet_nonce")
+            ),
+            headers={"content-type": "application/oauth-authz-req+jwt"},
+        )
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -179,6 +188,10 @@ class FakeCity:
             if path.startswith("/q/"):
                 req = self.verifier.get_request(int(path.rsplit("/", 1)[1], 16))
                 assert req is not None
+                if request.method == "POST":
+                    assert request.headers["accept"] == "application/oauth-authz-req+jwt"
+                    self.posted.append(form)
+                    return self.post_response(req, form)
                 return self.request_response(req)
             if path == "/r":
                 self.verifier.handle_response(state=form["state"], vp_token=form["vp_token"])
@@ -263,3 +276,98 @@ def test_wallet_refuses_unsigned_forged_and_misdirected_requests(tmp_path: Path,
     with pytest.raises(WalletError, match="exactly one request_uri"):
         parse_authorization_request("openid4vp://?client_id=x")
     assert wallet.get(stored.id).unused == 1  # nothing was presented for the refused requests
+
+
+def _link(city: FakeCity, uri: str, **extra: str) -> str:
+    return "openid4vp://?" + str(
+        httpx.QueryParams({"client_id": city.verifier.client_id, "request_uri": uri, **extra})
+    )
+
+
+def test_request_uri_method_post_sends_metadata_and_requires_the_wallet_nonce(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    from identity import request_object
+    from identity.wallet import WALLET_METADATA, parse_request_link
+
+    clock = FakeClock()
+    city = FakeCity(engine, clock)
+    http = httpx.Client(transport=httpx.MockTransport(city), base_url=ISSUER_ID)
+    wallet = _wallet(tmp_path, http, clock)
+    created = city.issuer.create_offer("resident", RAW_CLAIMS, subject_ref="c")
+    stored = wallet.receive(created.offer, tx_code=created.tx_code, batch_size=2)
+    req = city.verifier.create_request("agency", rule_name="senior_fare")
+    uri = city.verifier.request_uri(req)
+    link = _link(city, uri, request_uri_method="post")
+    parsed = parse_request_link(link)
+    assert (parsed.request_uri, parsed.client_id, parsed.request_uri_method) == (
+        uri,
+        city.verifier.client_id,
+        "post",
+    )
+
+    obj = wallet.fetch_link(link)
+    (sent,) = city.posted
+    assert json.loads(sent["wallet_metadata"]) == WALLET_METADATA
+    assert obj["wallet_nonce"] == sent["wallet_nonce"] and len(sent["wallet_nonce"]) == 32
+    # every fetch uses a fresh nonce
+    assert wallet.fetch_link(link)["wallet_nonce"] != obj["wallet_nonce"]
+
+    def signed(extra: dict[str, Any]) -> httpx.Response:
+        params = {**city.verifier.request_object(req), **extra}
+        body = request_object.sign_request(params, VERIFIER_KEY, iat=clock.s, exp=clock.s + 300)
+        return httpx.Response(200, content=body, headers={"content-type": request_object.MEDIA_TYPE})
+
+    # a replayed object (fetched earlier, by GET or with another nonce) is refused
+    city.post_response = lambda r, form: signed({})
+    with pytest.raises(WalletError, match="lacks the wallet_nonce the wallet sent"):
+        wallet.fetch_link(link)
+    city.post_response = lambda r, form: signed({"wallet_nonce": obj["wallet_nonce"]})
+    with pytest.raises(WalletError, match="wallet_nonce differs"):
+        wallet.fetch_link(link)
+    city.post_response = lambda r, form: signed({"wallet_nonce": form["wallet_nonce"] + "x"})
+    with pytest.raises(WalletError, match="wallet_nonce differs"):
+        wallet.fetch_link(link)
+    city.post_response = lambda r, form: httpx.Response(400, json={"error": "vp_formats_not_supported"})
+    with pytest.raises(WalletError, match="vp_formats_not_supported"):
+        wallet.fetch_link(link)
+
+    # get, or no method at all, is a plain GET as before
+    posts = len(city.posted)
+    for plain in (_link(city, uri, request_uri_method="get"), _link(city, uri), uri):
+        assert "wallet_nonce" not in wallet.fetch_link(plain)
+    assert len(city.posted) == posts
+    assert wallet.get(stored.id).unused == 2  # nothing was presented for the refused requests
+    assert wallet.respond(obj) == {}  # the verified POST object is answered as any other
+    decision = city.verifier.result(req.id, owner="agency")
+    assert decision is not None and decision.accepted and decision.eligible
+
+
+def test_unknown_request_uri_method_is_refused(tmp_path: Path, engine: sa.Engine) -> None:
+    from identity.wallet import parse_authorization_request, parse_request_link
+
+    clock = FakeClock()
+    city = FakeCity(engine, clock)
+    calls: list[httpx.Request] = []
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return city(request)
+
+    wallet = _wallet(tmp_path, httpx.Client(transport=httpx.MockTransport(recording)), clock)
+    uri = city.verifier.request_uri(city.verifier.create_request("agency", rule_name="senior_fare"))
+    for method in ("put", "POST", "Get", "", "post "):
+        link = _link(city, uri, request_uri_method=method)
+        for parse in (parse_request_link, parse_authorization_request, wallet.fetch_link):
+            with pytest.raises(WalletError, match="invalid_request_uri_method"):
+                parse(link)
+    twice = _link(city, uri, request_uri_method="post") + "&request_uri_method=get"
+    with pytest.raises(WalletError, match="invalid_request_uri_method"):
+        wallet.fetch_link(twice)
+    with pytest.raises(WalletError, match="invalid_request_uri_method"):
+        wallet.fetch_request(uri, request_uri_method="put")
+    with pytest.raises(WalletError, match="exactly one request_uri"):
+        parse_request_link("openid4vp://?client_id=x&request_uri=&request_uri_method=post")
+    with pytest.raises(WalletError, match="empty client_id"):
+        parse_request_link(f"openid4vp://?client_id=&request_uri={uri}")
+    assert calls == []  # refused before anything was sent
