@@ -5,10 +5,16 @@ fetch signed request objects and post responses without authentication (the requ
 nonce and state and the holder's key binding protect the exchange). The service is the verifier:
 its Client Identifier is ``decentralized_identifier:`` + the did:key of the service key. The wallet-facing endpoints answer with OpenID4VP /
 RFC 6749 style errors; the agency endpoints with problem+json.
+
+Every ``openid4vp://`` link offers ``request_uri_method=post`` (OpenID4VP 1.0 section 5.10): a
+wallet that supports it POSTs its metadata and a ``wallet_nonce`` and gets a Request Object
+carrying that nonce; a wallet that does not uses GET, which keeps being served.
 """
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 import uuid
 from typing import Annotated, Any
 
@@ -25,7 +31,9 @@ from identity import eligibility, request_object, status_list
 from identity.issuer import BBS_FORMAT, Issuer
 from identity.sessions import CitizenSessions, SessionError
 from identity.verifier import (
+    MAX_WALLET_METADATA_CHARS,
     EligibilityRules,
+    PresentationRequest,
     TrustedIssuers,
     Verifier,
     VerifierConfig,
@@ -38,6 +46,10 @@ VERIFY_SCOPE = "identity:verify"
 ADMIN_SCOPE = "identity:admin"
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_FORM_FIELDS = 8
+# POST request_uri: wallet_metadata (8 KiB of JSON, percent-encoded up to 3 bytes a character)
+# plus wallet_nonce fit; anything larger is refused before it is parsed.
+MAX_REQUEST_URI_BODY_BYTES = 32 * 1024
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 # What a signed-in citizen's token may carry (the consent and ledger APIs' citizen scopes).
 CITIZEN_SCOPES = ("consent", "ledger:read", "ledger:write")
 WALLET_CLIENT_ID = next(iter(PUBLIC_CLIENT_IDS))
@@ -116,10 +128,18 @@ def _problem(exc: VerifierError) -> ProblemError:
 
 
 def _link(verifier: Verifier, request_uri: str) -> str:
-    """The openid4vp:// link (QR code content): client_id and request_uri only (RFC 9101)."""
-    return "openid4vp://?" + str(
-        httpx.QueryParams({"client_id": verifier.client_id, "request_uri": request_uri})
-    )
+    """The openid4vp:// link (QR code content): client_id and request_uri (RFC 9101), offering
+    ``request_uri_method=post`` with the verifier's ``client_metadata`` so that a wallet can tell
+    which of its capabilities matter (OpenID4VP 1.0 section 5.1). The signed Request Object
+    carries the same metadata; a wallet uses only what is signed."""
+    metadata = json.dumps(verifier.client_metadata(), separators=(",", ":"))
+    params = {
+        "client_id": verifier.client_id,
+        "request_uri": request_uri,
+        "request_uri_method": "post",
+        "client_metadata": metadata,
+    }
+    return "openid4vp://?" + str(httpx.QueryParams(params))
 
 
 def _hex_id(text: str) -> int:
@@ -152,7 +172,10 @@ class PresentationRequestCreated(BaseModel):
     id: str
     client_id: str = Field(description="the verifier: decentralized_identifier:did:key:…")
     request_uri: str
-    authorization_request_uri: str = Field(description="openid4vp:// link or QR content for the wallet")
+    authorization_request_uri: str = Field(
+        description="openid4vp:// link or QR content for the wallet: client_id, request_uri, "
+        "request_uri_method=post (GET stays served) and client_metadata"
+    )
     expires_at: int
     dcql_query: dict[str, Any]
 
@@ -269,6 +292,20 @@ def _vp_error(status: int, error: str, description: str) -> JSONResponse:
     )
 
 
+def _pending(verifier: Verifier, request_id: str) -> PresentationRequest | JSONResponse:
+    """The request a wallet may fetch, or the ``invalid_request_uri`` answer (GET and POST alike)."""
+    try:
+        rid = uuid.UUID(hex=request_id).int
+    except ValueError:
+        return _vp_error(404, "invalid_request_uri", "unknown request")
+    found = verifier.get_request(rid)
+    if found is None or found.status != "pending":
+        return _vp_error(404, "invalid_request_uri", "unknown or already answered request")
+    if found.expires_ns <= verifier.clock():
+        return _vp_error(404, "invalid_request_uri", "this request expired")
+    return found
+
+
 @router.get(
     "/identity/presentation-requests/{request_id}",
     summary="Signed Request Object for the wallet (RFC 9101, application/oauth-authz-req+jwt)",
@@ -280,18 +317,119 @@ def _vp_error(status: int, error: str, description: str) -> JSONResponse:
 )
 def get_request_object(request_id: str, request: Request) -> Response:
     verifier = _verifier(request)
-    try:
-        rid = uuid.UUID(hex=request_id).int
-    except ValueError:
-        return _vp_error(404, "invalid_request_uri", "unknown request")
-    found = verifier.get_request(rid)
-    if found is None or found.status != "pending":
-        return _vp_error(404, "invalid_request_uri", "unknown or already answered request")
-    if found.expires_ns <= verifier.clock():
-        return _vp_error(404, "invalid_request_uri", "this request expired")
+    found = _pending(verifier, request_id)
+    if isinstance(found, Response):
+        return found
     return Response(
         verifier.signed_request_object(found), media_type=request_object.MEDIA_TYPE, headers=NO_STORE
     )
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or ``None`` once it is over ``limit`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _form(body: bytes) -> dict[str, list[str]]:
+    """Strict application/x-www-form-urlencoded: ASCII, UTF-8 after percent-decoding, ``name=value``
+    pairs only, at most :data:`MAX_FORM_FIELDS` of them. Raises ValueError."""
+    fields: dict[str, list[str]] = {}
+    pairs = urllib.parse.parse_qsl(
+        body.decode("ascii"),
+        keep_blank_values=True,
+        strict_parsing=True,
+        encoding="utf-8",
+        errors="strict",
+        max_num_fields=MAX_FORM_FIELDS,
+    )
+    for name, value in pairs:
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+REQUEST_URI_POST_BODY: dict[str, Any] = {
+    "required": False,
+    "content": {
+        FORM_MEDIA_TYPE: {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "wallet_metadata": {
+                        "type": "string",
+                        "maxLength": MAX_WALLET_METADATA_CHARS,
+                        "description": "JSON object: the wallet's metadata (OpenID4VP 1.0 section 10), "
+                        "e.g. vp_formats_supported, client_id_prefixes_supported",
+                    },
+                    "wallet_nonce": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": request_object.WALLET_NONCE_MAX_CHARS,
+                        "pattern": "^[\\x21-\\x7e]+$",
+                        "description": "signed into the Request Object as wallet_nonce",
+                    },
+                },
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/identity/presentation-requests/{request_id}",
+    summary="Signed Request Object for a wallet that POSTs its metadata and a wallet_nonce "
+    "(OpenID4VP 1.0 request_uri_method=post)",
+    response_class=Response,
+    openapi_extra={"requestBody": REQUEST_URI_POST_BODY},
+    responses={
+        200: {"content": {request_object.MEDIA_TYPE: {"schema": {"type": "string"}}}},
+        400: {
+            "description": "invalid_request (malformed body, wallet_metadata or wallet_nonce; "
+            "unsupported client_id prefix, signing alg or response mode), unsupported_response_type, "
+            "vp_formats_not_supported"
+        },
+        404: {"description": "invalid_request_uri: unknown, expired or already answered"},
+        413: {"description": f"invalid_request: body over {MAX_REQUEST_URI_BODY_BYTES} bytes"},
+    },
+)
+async def post_request_object(request_id: str, request: Request) -> Response:
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != FORM_MEDIA_TYPE:
+        return _vp_error(400, "invalid_request", f"the body must be {FORM_MEDIA_TYPE}")
+    body = await _read_body(request, MAX_REQUEST_URI_BODY_BYTES)
+    if body is None:
+        return _vp_error(413, "invalid_request", f"the body is over {MAX_REQUEST_URI_BODY_BYTES} bytes")
+    try:
+        fields = _form(body)
+    except ValueError:
+        return _vp_error(400, "invalid_request", "the body is not a well-formed form")
+    wallet_metadata, wallet_nonce = fields.get("wallet_metadata", []), fields.get("wallet_nonce", [])
+    if len(wallet_metadata) > 1 or len(wallet_nonce) > 1:
+        return _vp_error(400, "invalid_request", "wallet_metadata and wallet_nonce may each appear once")
+    verifier = _verifier(request)
+
+    def sign() -> Response:
+        found = _pending(verifier, request_id)
+        if isinstance(found, Response):
+            return found
+        try:
+            jwt = verifier.signed_request_object(
+                found,
+                wallet_metadata=wallet_metadata[0] if wallet_metadata else None,
+                wallet_nonce=wallet_nonce[0] if wallet_nonce else None,
+            )
+        except VerifierError as exc:
+            return _vp_error(exc.status, exc.code, exc.description)
+        return Response(jwt, media_type=request_object.MEDIA_TYPE, headers=NO_STORE)
+
+    return await run_in_threadpool(sign)
 
 
 @router.post(
