@@ -40,7 +40,7 @@ __all__ = [
 
 metadata = sa.MetaData()
 
-TRANSFER_BLOCK = 16  # transfers per ledger_transfer_blocks row (2 KiB: one row fits a page)
+TRANSFER_BLOCK = 31  # transfers per ledger_transfer_blocks row: 3,968 bytes, so one row fills a 4 KiB page
 
 # A plain INTEGER PRIMARY KEY on SQLite is the rowid (cheapest append); BIGINT on PostgreSQL.
 _RowIndex = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

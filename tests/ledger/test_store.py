@@ -617,3 +617,37 @@ def test_sqlite_writers_of_all_processes_take_turns_on_the_writer_lock(
         finally:
             os.close(other)
         assert led.lookup_accounts([2])[0].credits_posted == 5
+
+
+def test_transfer_blocks_fill_sqlite_pages(tmp_path: Path) -> None:
+    """A block row of TRANSFER_BLOCK encodings fits one 4 KiB page and leaves little of it unused."""
+    with Ledger.open(f"sqlite:///{tmp_path / 'pages.db'}", signing_key=KEY) as led:
+        accounts(led, 1, 2)
+        n = 31 * 60
+        assert all(
+            r.status is S.CREATED for r in led.create_transfers([tr(1 + i, 1, 2, 1) for i in range(n)])
+        )
+        with led.engine.connect() as conn:
+            try:
+                pages = conn.exec_driver_sql(
+                    "SELECT count(*) FROM dbstat WHERE name = 'ledger_transfer_blocks'"
+                ).scalar_one()
+            except sa.exc.OperationalError:
+                pytest.skip("this SQLite has no dbstat table")
+    assert n * TRANSFER_SIZE / 4096 <= pages <= n * TRANSFER_SIZE / 4096 * 1.1 + 2
+
+
+def test_blocks_of_any_length_read_back(led: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks written with another block length (as by earlier versions) read back beside new ones."""
+    accounts(led, 1, 2)
+    monkeypatch.setattr("ledger.store.TRANSFER_BLOCK", 16)
+    led.create_transfers([tr(1 + i, 1, 2, 1) for i in range(40)])
+    monkeypatch.undo()
+    led.create_transfers([tr(100 + i, 2, 1, 1) for i in range(70)])
+    ids = [*range(1, 41), *range(100, 170)]
+    assert [t.id for t in led.lookup_transfers(ids)] == ids
+    assert [t.id for t in led.get_account_transfers(1, limit=200)] == ids
+    assert [led.leaf_index(t.timestamp) for t in led.lookup_transfers([1, 17, 40, 100, 131, 169])] == [
+        0, 16, 39, 40, 71, 109,
+    ]  # fmt: skip
+    assert led.audit().ok
