@@ -1,7 +1,8 @@
 """Micropayment ledger: double-entry engine, SQL store, Merkle log and signed checkpoints.
 
 The API mirrors TigerBeetle's Python client: `Ledger.open(url)`, `create_accounts`,
-`create_transfers`, `lookup_accounts`, `lookup_transfers`, `get_account_transfers`, with
+`create_transfers`, `lookup_accounts`, `lookup_transfers`, `get_account_transfers`,
+`get_account_balances` (HISTORY accounts), with
 `Account` / `Transfer` dataclasses and `AccountFlags`, `TransferFlags`, `CreateAccountStatus`,
 `CreateTransferStatus` enums. See specs/ledger.md and specs/transparency-log.md.
 """
@@ -22,6 +23,7 @@ from .types import (
     ID_MAX,
     TRANSIENT_TRANSFER_STATUSES,
     Account,
+    AccountBalance,
     AccountFlags,
     BatchTooLargeError,
     CreateAccountResult,
@@ -45,6 +47,7 @@ __all__ = [
     "ID_MAX",
     "TRANSIENT_TRANSFER_STATUSES",
     "Account",
+    "AccountBalance",
     "AccountFlags",
     "AccountGate",
     "Admission",

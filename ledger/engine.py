@@ -47,6 +47,7 @@ __all__ = [
     "AccountOutcome",
     "AccountRow",
     "AccountSnapshot",
+    "BalanceRow",
     "PendingRow",
     "TransferOutcome",
     "TransferRow",
@@ -62,6 +63,8 @@ AccountRow = tuple[int, ...]  # (id, debits_pending, debits_posted, credits_pend
 TransferRow = tuple[int, ...]  # (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128,
 #                                 user_data_64, user_data_32, timeout, ledger, code, flags, timestamp)
 PendingRow = tuple[int, int, int, int]  # (transfer id, PendingState, expires_at_ns or 0, resolved_at_ns or 0)
+BalanceRow = tuple[int, int, int, int, int, int, int]  # (account id, transfer timestamp, side: 0 debit /
+#   1 credit, debits_pending, debits_posted, credits_pending, credits_posted) right after that transfer
 
 # Account row offsets.
 A_DP, A_DPO, A_CP, A_CPO, A_LEDGER, A_CODE, A_FLAGS, A_TS = 1, 2, 3, 4, 8, 9, 10, 11
@@ -82,6 +85,7 @@ _DMNEC = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _CMNED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 _CLOSED = int(AccountFlags.CLOSED)
 _A_LINKED = int(AccountFlags.LINKED)
+_HISTORY = int(AccountFlags.HISTORY)
 _NS = 1_000_000_000
 
 S = CreateTransferStatus
@@ -264,6 +268,10 @@ class TransferOutcome:
     pending_new: set[int]  # ids among `pending` that are new rows (others are updates)
     failed: list[tuple[int, int, int]] = field(default_factory=list)  # (id, status, timestamp)
     last_timestamp: int = 0
+    # Balances of HISTORY accounts right after each created transfer that debits or credits them,
+    # in timestamp order (debit side first). Expiries record nothing, as in TigerBeetle: what they
+    # release shows in the account's next record.
+    balances: list[BalanceRow] = field(default_factory=list)
 
 
 def _check_transfer_ranges(t: Transfer) -> None:
@@ -743,10 +751,10 @@ def _plain_transfers(snap: TransferSnapshot, events: Sequence[Transfer], base: i
         get_ledger = dict(zip(touched, map(_LEDGER_OF, rows), strict=True)).__getitem__
         if list(map(get_ledger, drs)) != ledgers or list(map(get_ledger, crs)) != ledgers:
             return None
-    if any(f & (_CLOSED | _LIMITS) for f in set(map(_FLAGS_OF, rows))):
+    if any(f & (_CLOSED | _LIMITS | _HISTORY) for f in set(map(_FLAGS_OF, rows))):
         for r in rows:
             flags = r[A_FLAGS]
-            if flags & _CLOSED:
+            if flags & (_CLOSED | _HISTORY):  # HISTORY: the exact path records balances per transfer
                 return None
             if flags & _DMNEC and r[A_DP] + r[A_DPO] + dget(r[0], 0) > r[A_CPO]:
                 return None
@@ -809,7 +817,11 @@ def _transfers_in_order(snap: TransferSnapshot, events: Sequence[Transfer], base
     statuses: list[CreateTransferStatus] = [_CREATED] * n
     chain_start = -1
     chain_created: list[int] = []
+    chain_balances = 0  # len(balances) when the open chain began: a rollback truncates to it
     apply = b.apply
+    # Balance records only when the batch may touch a HISTORY account (flags never gain HISTORY).
+    history = any(r[A_FLAGS] & _HISTORY for r in snap.accounts.values())
+    balances: list[BalanceRow] = []
     i = 0
     while i < n:
         e = events[i]
@@ -817,12 +829,15 @@ def _transfers_in_order(snap: TransferSnapshot, events: Sequence[Transfer], base
         if linked and chain_start < 0:
             chain_start = i
             chain_created = []
+            chain_balances = len(balances)
             b.begin_chain()
         if linked and i == n - 1:
             status: CreateTransferStatus = S.LINKED_EVENT_CHAIN_OPEN
         else:
             status = apply(e, base + i)
         if status is _CREATED:
+            if history:
+                _record_balances(b, e.id, balances)
             if chain_start >= 0:
                 chain_created.append(e.id)
                 if not linked:
@@ -833,6 +848,7 @@ def _transfers_in_order(snap: TransferSnapshot, events: Sequence[Transfer], base
         statuses[i] = status
         if chain_start >= 0:
             b.rollback_chain(chain_created)
+            del balances[chain_balances:]
             for j in range(chain_start, i):
                 statuses[j] = S.LINKED_EVENT_FAILED
             chain_start = -1
@@ -870,7 +886,20 @@ def _transfers_in_order(snap: TransferSnapshot, events: Sequence[Transfer], base
         pending_new=b.pending_new,
         failed=b.failed_new,
         last_timestamp=last,
+        balances=balances,
     )
+
+
+def _record_balances(b: _Batch, transfer_id: int, out: list[BalanceRow]) -> None:
+    """Append the balances of the HISTORY accounts of a transfer just created, as they are now."""
+    t = b.created[transfer_id]
+    ts = t[T_TS]
+    for side, aid in ((0, t[T_DR]), (1, t[T_CR])):
+        a = b.work.get(aid)
+        if a is None:
+            raise LedgerInvariantError(f"transfer {transfer_id} created without loading account {aid}")
+        if a[A_FLAGS] & _HISTORY:
+            out.append((aid, ts, side, a[A_DP], a[A_DPO], a[A_CP], a[A_CPO]))
 
 
 def check_account_invariants(before: Mapping[int, AccountRow], after: Mapping[int, AccountRow]) -> None:

@@ -56,6 +56,8 @@ from .types import (
     BATCH_MAX,
     ID_MAX,
     Account,
+    AccountBalance,
+    AccountFlags,
     BatchTooLargeError,
     CreateAccountResult,
     CreateTransferResult,
@@ -83,6 +85,7 @@ _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
 _PENDING = int(TransferFlags.PENDING)
 _POST = int(TransferFlags.POST_PENDING_TRANSFER)
+_HISTORY = int(AccountFlags.HISTORY)
 # History entries: (timestamp - batch_timestamp) << 1 | side as little-endian u16; a batch's
 # timestamps span at most BATCH_MAX, so every entry is in this table.
 _U16 = [v.to_bytes(2, "little") for v in range(2 * BATCH_MAX)]
@@ -766,6 +769,8 @@ class Ledger:
                 self._write_balances(
                     conn, [a for aid, a in out.accounts.items() if aid not in has_history], None
                 )
+            if out.balances:
+                self._write_account_balances(conn, out.balances, snap.accounts)
         else:
             self._stage("transfers_inserted")
             self._stage("leaves_inserted")
@@ -843,6 +848,19 @@ class Ledger:
             list(chain.from_iterable(zip(*columns, strict=True))),
         )
         return rows, first
+
+    def _write_account_balances(
+        self, conn: sa.Connection, records: Sequence[eng.BalanceRow], accounts: Mapping[int, eng.AccountRow]
+    ) -> None:
+        """Insert the HISTORY accounts' balances after each of the batch's transfers, in key order."""
+        rows = sorted((accounts[r[0]][eng.A_TS], *r[1:]) for r in records)
+        self._insert_rows(
+            conn,
+            "INSERT INTO ledger_account_balances (account_timestamp, timestamp, side, debits_pending, "
+            "debits_posted, credits_pending, credits_posted)",
+            7,
+            list(chain.from_iterable(rows)),
+        )
 
     def _write_balances(self, conn: sa.Connection, rows: list[eng.AccountRow], first_seq: int | None) -> None:
         """Rewrite the balance rows of `rows`; with `first_seq`, the i-th row's history head becomes
@@ -957,6 +975,48 @@ class Ledger:
                 )
             out.append(Transfer.from_row(r))
         return out
+
+    def get_account_balances(
+        self,
+        account_id: int,
+        *,
+        limit: int = 100,
+        timestamp_min: int = 0,
+        timestamp_max: int = 0,
+        debits: bool = True,
+        credits: bool = True,
+        reversed: bool = False,
+    ) -> list[AccountBalance]:
+        """The balances of a HISTORY account right after each of its transfers (TigerBeetle's
+        `get_account_balances`): transfers stamped in [timestamp_min, timestamp_max] (inclusive;
+        0 leaves that end open) that debit (`debits`) or credit (`credits`) it, oldest first (newest
+        first when `reversed`), at most `limit`. Pending amounts released by an expiry show from the
+        account's next transfer on. An unknown account or one without HISTORY gives []."""
+        if not 0 < limit <= BATCH_MAX:
+            raise LedgerError(f"limit must be in 1..{BATCH_MAX}")
+        if not (0 <= timestamp_min <= _I64_MAX and 0 <= timestamp_max <= _I64_MAX):
+            raise LedgerValueError(f"timestamp_min and timestamp_max must be in 0..{_I64_MAX}")
+        hi = timestamp_max or _I64_MAX
+        if not (debits or credits) or timestamp_min > hi or not 0 < account_id < ID_MAX:
+            return []
+        d = self._d
+        ph = d.ph
+        side = "" if debits and credits else f" AND side = {1 if credits else 0}"
+        with self.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+            row = conn.exec_driver_sql(
+                f"SELECT a.timestamp, b.flags FROM ledger_accounts a JOIN ledger_balances b "
+                f"ON b.timestamp = a.timestamp WHERE a.id = {ph}",
+                (d.id_in(account_id),),
+            ).first()
+            if row is None or not int(row[1]) & _HISTORY:
+                return []
+            rows = conn.exec_driver_sql(
+                "SELECT debits_pending, debits_posted, credits_pending, credits_posted, timestamp "
+                f"FROM ledger_account_balances WHERE account_timestamp = {ph} AND timestamp >= {ph} "
+                f"AND timestamp <= {ph}{side} ORDER BY timestamp {'DESC' if reversed else 'ASC'} LIMIT {ph}",
+                (int(row[0]), timestamp_min, hi, limit),
+            ).fetchall()
+        return [AccountBalance(*map(int, r)) for r in rows]
 
     def leaf_index(self, transfer_timestamp: int) -> int | None:
         """The Merkle leaf index of the committed transfer stamped `transfer_timestamp` (None if none)."""

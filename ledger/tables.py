@@ -11,6 +11,7 @@ batch rewrites only small rows. Transfers are written once and never change: the
 128-byte encodings (ledger/codec.py) are stored in blocks of consecutive transfers, with an id
 index beside them. An account's history is one row per batch that touched it, appended at the end
 of its table (no random inserts into a growing index) and chained to the account's previous row.
+Accounts with HISTORY also get one row of balances per transfer (`ledger_account_balances`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from identity.sql import Id128
 
 __all__ = [
     "TABLES",
+    "account_balances",
     "accounts",
     "allowance_reservations",
     "allowance_spend",
@@ -107,6 +109,22 @@ account_history = sa.Table(
     sa.Column("entries", sa.LargeBinary(), nullable=False),
 )
 
+# HISTORY accounts (migration ledger_0004): the balances right after each transfer that debits
+# (side 0) or credits (side 1) the account, keyed by (account timestamp, transfer timestamp), so a
+# page of one account's balances is one range of the primary key (the table itself on SQLite).
+# Written in the batch's transaction; expiries add no row (TigerBeetle's get_account_balances).
+account_balances = sa.Table(
+    "ledger_account_balances",
+    metadata,
+    sa.Column("account_timestamp", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("timestamp", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("side", sa.SmallInteger(), nullable=False),
+    sa.Column("debits_pending", sa.BigInteger(), nullable=False),
+    sa.Column("debits_posted", sa.BigInteger(), nullable=False),
+    sa.Column("credits_pending", sa.BigInteger(), nullable=False),
+    sa.Column("credits_posted", sa.BigInteger(), nullable=False),
+    sqlite_with_rowid=False,
+)
 pending = sa.Table(
     "ledger_pending",
     metadata,
@@ -217,6 +235,7 @@ TABLES = [
     transfers,
     transfer_blocks,
     account_history,
+    account_balances,
     pending,
     failed_transfers,
     leaves,

@@ -20,6 +20,7 @@ __all__ = [
     "ID_MAX",
     "TRANSIENT_TRANSFER_STATUSES",
     "Account",
+    "AccountBalance",
     "AccountFlags",
     "BatchTooLargeError",
     "CreateAccountResult",
@@ -318,3 +319,15 @@ class Transfer:
         t = cls(*row)
         t.flags = TransferFlags(row[11])
         return t
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    """An account's balances right after one of its transfers (HISTORY accounts only), as
+    TigerBeetle's `get_account_balances` returns them: `timestamp` is that transfer's timestamp."""
+
+    debits_pending: int = 0
+    debits_posted: int = 0
+    credits_pending: int = 0
+    credits_posted: int = 0
+    timestamp: int = 0

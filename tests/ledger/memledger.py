@@ -25,6 +25,7 @@ class MemLedger:
         self.last_ts = 0
         self.now = now_ns
         self.leaves: list[eng.TransferRow] = []
+        self.balances: list[eng.BalanceRow] = []  # HISTORY records, in order
 
     def create_accounts(self, events: Sequence[Account]) -> list[CreateAccountResult]:
         out = eng.create_accounts(eng.AccountSnapshot(dict(self.accounts), self.last_ts), events, self.now)
@@ -50,6 +51,7 @@ class MemLedger:
             self.transfers[row[0]] = row
             self.leaves.append(row)
         self.pending.update(out.pending)
+        self.balances.extend(out.balances)
         for tid, status, _ts in out.failed:
             self.failed[tid] = status
         self.last_ts = out.last_timestamp

@@ -45,6 +45,8 @@ class MState:
     expires: dict[int, int] = field(default_factory=dict)
     failed: set[int] = field(default_factory=set)
     last_ts: int = 0
+    # HISTORY: (account id, transfer timestamp, side, dp, dpo, cp, cpo) after each created transfer
+    balances: list[tuple[int, ...]] = field(default_factory=list)
 
 
 def _has(flags: int, f: int) -> bool:
@@ -79,6 +81,8 @@ class Model:
             for k in chain:
                 st = S.LINKED_EVENT_CHAIN_OPEN if open_chain and k == j else self._one(events[k], base + k)
                 statuses.append(st)
+                if st is S.CREATED:
+                    self._record(s.transfers[events[k].id])
                 if st is not S.CREATED:
                     failed_at = k
                     break
@@ -101,6 +105,13 @@ class Model:
         if n:
             s.last_ts = base + n - 1
         return out
+
+    def _record(self, t: Transfer) -> None:
+        """HISTORY accounts keep their balances after each of their transfers (not after expiries)."""
+        for side, aid in ((0, t.debit_account_id), (1, t.credit_account_id)):
+            a = self.s.accounts[aid]
+            if _has(a.flags, AccountFlags.HISTORY):
+                self.s.balances.append((aid, t.timestamp, side, a.dp, a.dpo, a.cp, a.cpo))
 
     def _expire(self, at: int) -> None:
         s = self.s

@@ -19,8 +19,8 @@ ACCOUNT_FLAGS = {
     1: 0,
     2: int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS),
     3: int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS),
-    4: int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS),
-    5: 0,
+    4: int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags.HISTORY),
+    5: int(AccountFlags.HISTORY),
     6: int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS),
     7: 0,
 }
@@ -184,6 +184,11 @@ class EngineVsModel(RuleBasedStateMachine):
             k: int(v) for k, v in self.model.s.state.items()
         }
         assert set(self.engine.failed) == self.model.s.failed
+
+    @invariant()
+    def history_matches_the_model(self) -> None:
+        # HISTORY accounts (4, 5): the balances after each of their transfers, none after expiries.
+        assert self.engine.balances == self.model.s.balances
 
     @invariant()
     def debits_equal_credits_and_limits_hold(self) -> None:
