@@ -1,8 +1,8 @@
 """Ledger HTTP API: pseudonymous accounts, batched transfers, signed checkpoints and proofs,
 device allowances.
 
-Scopes: `ledger:read` (own accounts and their transfers), `ledger:write` (open one's own account,
-transfer from own accounts, grant allowances, post/void reservations paid to own accounts),
+Scopes: `ledger:read` (own accounts, their transfers and balances), `ledger:write` (open one's own
+account, transfer from own accounts, grant allowances, post/void reservations paid to own accounts),
 `ledger:admin` (the operator: any account, any transfer), `ledger:pay` (a device's signed
 allowance payment). A citizen is a caller whose token was issued to the wallet client: its subject
 is their per-service pseudonym, their account id is derived from it (one account per citizen) and
@@ -36,6 +36,7 @@ from ledger import (
     AMOUNT_MAX,
     BATCH_MAX,
     Account,
+    AccountBalance,
     AccountFlags,
     AllowanceError,
     Allowances,
@@ -225,6 +226,19 @@ class TransferPage(BaseModel):
     next_after: str | None = Field(description="pass as `after` for the next page; null at the end")
 
 
+class BalanceOut(BaseModel):
+    debits_pending: str
+    debits_posted: str
+    credits_pending: str
+    credits_posted: str
+    timestamp: str = Field(description="timestamp (ns) of the transfer after which these balances held")
+
+
+class BalancePage(BaseModel):
+    balances: list[BalanceOut]
+    next_after: str | None = Field(description="pass as `after` for the next page; null at the end")
+
+
 class InclusionProofOut(BaseModel):
     leaf_index: int
     tree_size: int
@@ -335,6 +349,13 @@ def _transfer_out(t: Transfer) -> TransferOut:
         amount=str(t.amount), pending_id=str(t.pending_id), user_data_128=str(t.user_data_128),
         user_data_64=str(t.user_data_64), user_data_32=t.user_data_32, timeout=t.timeout, ledger=t.ledger,
         code=t.code, flags=int(t.flags), timestamp=str(t.timestamp),
+    )  # fmt: skip
+
+
+def _balance_out(b: AccountBalance) -> BalanceOut:
+    return BalanceOut(
+        debits_pending=str(b.debits_pending), debits_posted=str(b.debits_posted),
+        credits_pending=str(b.credits_pending), credits_posted=str(b.credits_posted), timestamp=str(b.timestamp),
     )  # fmt: skip
 
 
@@ -469,6 +490,45 @@ def get_account_transfers(
         rows = led.get_account_transfers(acc.id, limit=limit, after=after_ns)
     nxt = str(rows[-1].timestamp) if len(rows) == limit else None
     return TransferPage(transfers=[_transfer_out(t) for t in rows], next_after=nxt)
+
+
+@router.get(
+    "/accounts/{account_id}/balances",
+    response_model=BalancePage,
+    summary="An account's balances after each of its transfers (accounts with the HISTORY flag)",
+)
+def get_account_balances(
+    account_id: IdPath,
+    principal: ReaderDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[
+        str, Query(pattern=r"^[0-9]{1,19}$", description="timestamp (ns) to continue after")
+    ] = "0",
+    reverse: bool = False,
+    debits: Annotated[bool, Query(description="include transfers debiting the account")] = True,
+    credits: Annotated[bool, Query(description="include transfers crediting the account")] = True,
+) -> BalancePage:
+    led = _ledger(request)
+    acc = _visible_account(led, principal, _int(account_id, "account id"))
+    after_ns = _int(after, "after", (1 << 63) - 1)
+    # `after` is exclusive, as on /transfers: the next page starts one nanosecond past it.
+    if reverse:
+        if after_ns == 1:  # nothing is stamped before 1
+            rows: list[AccountBalance] = []
+        else:
+            rows = led.get_account_balances(
+                acc.id, limit=limit, timestamp_max=max(after_ns - 1, 0), debits=debits, credits=credits,
+                reversed=True,
+            )  # fmt: skip
+    elif after_ns == (1 << 63) - 1:
+        rows = []
+    else:
+        rows = led.get_account_balances(
+            acc.id, limit=limit, timestamp_min=after_ns + 1 if after_ns else 0, debits=debits, credits=credits
+        )
+    nxt = str(rows[-1].timestamp) if len(rows) == limit else None
+    return BalancePage(balances=[_balance_out(b) for b in rows], next_after=nxt)
 
 
 # -- transfers ------------------------------------------------------------------------------

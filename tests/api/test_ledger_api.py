@@ -438,3 +438,57 @@ def test_audit_takes_the_log_origin_from_the_signed_checkpoint(
     report = io.StringIO()
     assert run_audit(moved, out=report) == 1
     assert "does not verify" in report.getvalue()
+
+
+def test_history_account_balances_over_http(
+    client: TestClient, app: FastAPI, admin: dict[str, str], funded: dict[str, Any]
+) -> None:
+    """A HISTORY account (the operator opens it for a citizen) shows its balances after each transfer,
+    to its owner and the operator only, paged like its transfers."""
+    treasury = funded["treasury"]
+    saver = open_account(client, admin, id="3000", owner="nym-alice", flags=8)  # AccountFlags.HISTORY
+    alice_h, bob_h = funded["alice_h"], citizen(app, "nym-bob")
+    statuses = post_transfers(
+        client, admin, *[transfer(300 + k, treasury["id"], saver["id"], 10 * k) for k in range(1, 4)],
+        transfer(310, saver["id"], treasury["id"], 5), transfer(311, saver["id"], treasury["id"], 7, flags=2),
+    )  # fmt: skip
+    assert statuses == ["CREATED"] * 5
+    url = f"/ledger/accounts/{saver['id']}/balances"
+    page = client.get(url, headers=alice_h).json()
+    got = [
+        (b["debits_pending"], b["debits_posted"], b["credits_pending"], b["credits_posted"])
+        for b in page["balances"]
+    ]
+    assert got == [("0", "0", "0", "10"), ("0", "0", "0", "30"), ("0", "0", "0", "60"), ("0", "5", "0", "60"),
+                   ("7", "5", "0", "60")]  # fmt: skip
+    assert page["next_after"] is None
+    stamps = [b["timestamp"] for b in page["balances"]]
+    assert client.get(url, headers=admin).json() == page
+    # Pages oldest first and newest first, continuing with next_after; side filters.
+    p1 = client.get(f"{url}?limit=2", headers=alice_h).json()
+    p2 = client.get(f"{url}?limit=2&after={p1['next_after']}", headers=alice_h).json()
+    assert [b["timestamp"] for b in p1["balances"] + p2["balances"]] == stamps[:4]
+    newest = client.get(f"{url}?reverse=true&limit=3", headers=alice_h).json()
+    older = client.get(f"{url}?reverse=true&limit=3&after={newest['next_after']}", headers=alice_h).json()
+    assert [b["timestamp"] for b in newest["balances"] + older["balances"]] == stamps[::-1]
+    assert older["next_after"] is None
+    debits = client.get(f"{url}?credits=false", headers=alice_h).json()["balances"]
+    assert [b["timestamp"] for b in debits] == stamps[3:]
+    assert client.get(f"{url}?credits=false&debits=false", headers=alice_h).json()["balances"] == []
+    # Accounts without HISTORY have no recorded balances.
+    assert client.get(f"/ledger/accounts/{funded['alice']['id']}/balances", headers=alice_h).json() == {
+        "balances": [], "next_after": None,
+    }  # fmt: skip
+    # Others' and unknown accounts: 404 (no existence leak); without ledger:read: 403; bad paging: 422.
+    for h, acc in ((bob_h, saver["id"]), (alice_h, treasury["id"]), (alice_h, "424242")):
+        r = client.get(f"/ledger/accounts/{acc}/balances", headers=h)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    r = client.get(url, headers=citizen(app, "nym-alice", scope="ledger:write"))
+    assert r.status_code == 403 and r.json()["type"].endswith("insufficient-scope")
+    for query in ("limit=0", "limit=1001", "after=-1", "after=9223372036854775808", "reverse=maybe"):
+        r = client.get(f"{url}?{query}", headers=alice_h)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), (
+            query
+        )
+    assert client.get(f"{url}?after=9223372036854775807", headers=alice_h).json()["balances"] == []
+    assert client.get(f"{url}?reverse=true&after=1", headers=alice_h).json()["balances"] == []
