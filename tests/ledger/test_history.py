@@ -287,3 +287,13 @@ def test_the_table_has_one_row_per_transfer_and_history_account(led: Ledger) -> 
     with led.engine.connect() as conn:
         n = conn.execute(sa.text("SELECT COUNT(*) FROM ledger_account_balances")).scalar_one()
     assert n == 5  # transfer 1: account 1; 2: 3; 3: 1 and 3; 4: 3
+
+
+def test_the_example_of_the_spec() -> None:
+    """specs/ledger.md, Historical balances: receive 10, reserve 4 (expires), pay 2."""
+    m = MemLedger(now_ns=1_000 * NS)
+    m.create_accounts([Account(id=3, ledger=1, code=1, flags=H), Account(id=9, ledger=1, code=1)])
+    m.create_transfers([tr(1, 9, 3, 10), tr(2, 3, 9, 4, flags=int(F.PENDING), timeout=1)])
+    m.now += 2 * NS
+    m.create_transfers([tr(3, 3, 9, 2)])
+    assert [r[3:] for r in m.balances] == [(0, 0, 0, 10), (4, 0, 0, 10), (0, 2, 0, 10)]
