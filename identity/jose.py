@@ -8,6 +8,7 @@ Nothing else is ever accepted; ``alg: none`` in particular can never verify.
 from __future__ import annotations
 
 import binascii
+import functools
 import json
 import threading
 import warnings
@@ -36,6 +37,7 @@ __all__ = [
     "default_alg",
     "generate_ec_p256",
     "generate_ed25519",
+    "jwk_from_public_key",
     "load_key",
     "public_jwk",
     "sign_compact",
@@ -128,6 +130,17 @@ _REGISTRIES: Final = {
     "OKP": _Registry(algorithms=_EDDSA_ALGS),
     "EC": _Registry(algorithms=_ES256_ALGS),
 }
+
+
+@functools.lru_cache(maxsize=8)
+def _registry(kty: str, header_limit: int | None) -> _Registry:
+    """The registry for a key type; ``header_limit`` raises joserfc's 512-byte protected-header cap
+    (an ``x5c`` chain alone is a few kilobytes)."""
+    if header_limit is None:
+        return _REGISTRIES[kty]
+    registry = _Registry(algorithms=_EDDSA_ALGS if kty == "OKP" else _ES256_ALGS)
+    registry.max_header_length = header_limit
+    return registry
 
 
 def b64u_encode(data: bytes) -> str:
@@ -252,6 +265,21 @@ def public_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def jwk_from_public_key(public_key: object) -> dict[str, str]:
+    """The public JWK of a ``cryptography`` Ed25519 or P-256 public key (e.g. a certificate's)."""
+    if isinstance(public_key, Ed25519PublicKey):
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64u_encode(public_key.public_bytes_raw())}
+    if isinstance(public_key, EllipticCurvePublicKey) and isinstance(public_key.curve, SECP256R1):
+        numbers = public_key.public_numbers()
+        return {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": b64u_encode(numbers.x.to_bytes(32, "big")),
+            "y": b64u_encode(numbers.y.to_bytes(32, "big")),
+        }
+    raise JoseFailure("unsupported key type: only Ed25519 and P-256 public keys")
+
+
 def generate_ed25519() -> dict[str, Any]:
     return dict(OKPKey.generate_key("Ed25519", private=True).as_dict(private=True))
 
@@ -275,13 +303,14 @@ def sign_compact(header: Mapping[str, Any], payload: bytes, private_jwk: Mapping
         raise JoseFailure(f"signing failed: {exc}") from exc
 
 
-def verify_compact(token: str, key: Key) -> tuple[dict[str, Any], bytes]:
+def verify_compact(token: str, key: Key, *, header_limit: int | None = None) -> tuple[dict[str, Any], bytes]:
     """Verify a compact JWS with one key; returns (protected header, payload bytes).
 
-    The header's ``alg`` must be one this key type allows (see module docstring).
+    The header's ``alg`` must be one this key type allows (see module docstring). The encoded
+    protected header may be at most 512 bytes unless ``header_limit`` allows more.
     """
     try:
-        obj = jws.deserialize_compact(token, key, registry=_REGISTRIES[key.key_type])
+        obj = jws.deserialize_compact(token, key, registry=_registry(key.key_type, header_limit))
     except (UnsupportedAlgorithmError, MissingAlgorithmError) as exc:
         raise JoseFailure("JWS alg missing or not accepted for this key", "alg") from exc
     except JoseError as exc:

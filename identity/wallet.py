@@ -11,8 +11,9 @@ or a status index. When every copy is used the wallet refuses (``allow_reuse=Tru
 
 Requests: an OpenID4VP request enters the wallet only through :meth:`Wallet.fetch_link` /
 :meth:`Wallet.fetch_request` (or :meth:`Wallet.verify_request` for a Request Object passed by
-value), which accept nothing but a Request Object signed by the verifier's did:key
-(:mod:`identity.request_object`). When the link says ``request_uri_method=post`` the wallet POSTs
+value), which accept nothing but a Request Object signed by the verifier's did:key or by the leaf
+of an X.509 chain that validates to one of the wallet's trust anchors (CA certificates the user
+added with :meth:`Wallet.add_trust_anchors`; :mod:`identity.request_object`). When the link says ``request_uri_method=post`` the wallet POSTs
 its (static, the same for every user) metadata and a fresh ``wallet_nonce``, and refuses a Request
 Object that does not carry that nonce.
 
@@ -37,6 +38,9 @@ import httpx
 import nacl.exceptions
 import nacl.pwhash.argon2id as argon2id
 import nacl.secret
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from identity import dcql, issuer, jose, request_object, sdjwt
 
@@ -46,6 +50,7 @@ __all__ = [
     "RequestLink",
     "StoredCopy",
     "StoredCredential",
+    "TrustAnchor",
     "Wallet",
     "WalletError",
     "parse_authorization_request",
@@ -71,8 +76,9 @@ WALLET_METADATA: Final[Mapping[str, Any]] = {
         },
         dcql.BBS_FORMAT: {},
     },
-    "client_id_prefixes_supported": [request_object.CLIENT_ID_PREFIX.rstrip(":")],
-    "request_object_signing_alg_values_supported": ["EdDSA", "Ed25519"],
+    # x509 prefixes are listed even before the user adds a trust anchor: the metadata stays static
+    "client_id_prefixes_supported": list(request_object.CLIENT_ID_PREFIXES),
+    "request_object_signing_alg_values_supported": list(request_object.REQUEST_OBJECT_ALGS),
     "response_types_supported": ["vp_token"],
     "response_modes_supported": ["direct_post"],
 }
@@ -135,6 +141,30 @@ class StoredCredential:
             obj["claims"],
             [StoredCopy(c["credential"], c["holder_jwk"], c["used"]) for c in obj["copies"]],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TrustAnchor:
+    """A CA certificate the wallet trusts for x509 verifiers (``x509_san_dns``/``x509_hash``)."""
+
+    certificate: x509.Certificate
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the DER certificate, lowercase hex (what ``openssl x509 -fingerprint`` shows)."""
+        return self.certificate.fingerprint(hashes.SHA256()).hex()
+
+    @property
+    def subject(self) -> str:
+        return self.certificate.subject.rfc4514_string()
+
+    @property
+    def not_after(self) -> int:
+        return int(self.certificate.not_valid_after_utc.timestamp())
+
+    @property
+    def pem(self) -> str:
+        return self.certificate.public_bytes(Encoding.PEM).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,12 +249,14 @@ class Wallet:
         *,
         http: httpx.Client | None = None,
         clock: Callable[[], int] | None = None,
+        trust_anchors: Sequence[TrustAnchor] = (),
     ) -> None:
         self.path = path
         self.clock: Callable[[], int] = clock or (lambda: int(time.time()))
         self._key = key
         self._kdf = dict(kdf)
         self._credentials = credentials
+        self._anchors = list(trust_anchors)
         self.http = http
 
     # ---------------------------------------------------------------------------------------
@@ -277,10 +309,22 @@ class Wallet:
             raise WalletError("unreadable wallet file") from exc
         body = json.loads(plaintext)
         creds = [StoredCredential.from_json(c) for c in body["credentials"]]
-        return cls(path, key, kdf, creds, http=http, clock=clock)
+        # files written before x509 verifiers were supported have no anchors
+        anchors = [
+            TrustAnchor(c)
+            for pem in body.get("trust_anchors", [])
+            for c in request_object.load_trust_anchors(pem)
+        ]
+        return cls(path, key, kdf, creds, http=http, clock=clock, trust_anchors=anchors)
 
     def save(self) -> None:
-        body = json.dumps({"credentials": [c.to_json() for c in self._credentials]}, separators=(",", ":"))
+        # anchors live inside the box with the credentials: public, but whoever can write the file
+        # must not be able to make the wallet trust another CA
+        plain = {
+            "credentials": [c.to_json() for c in self._credentials],
+            "trust_anchors": [a.pem for a in self._anchors],
+        }
+        body = json.dumps(plain, separators=(",", ":"))
         box = nacl.secret.SecretBox(self._key).encrypt(body.encode("utf-8"))
         envelope = {"format": FORMAT_TAG, "version": VERSION, "kdf": self._kdf, "box": _b64(bytes(box))}
         tmp = self.path.with_name(self.path.name + f".{uuid.uuid4().hex}.tmp")
@@ -294,6 +338,41 @@ class Wallet:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+    # ---------------------------------------------------------------------------------------
+    # trust anchors (x509 verifiers)
+
+    def trust_anchors(self) -> list[TrustAnchor]:
+        return list(self._anchors)
+
+    def add_trust_anchors(self, pem: str | bytes) -> list[TrustAnchor]:
+        """Trust the CA certificates in ``pem`` for ``x509_san_dns``/``x509_hash`` verifiers; returns
+        the ones that were new. Each must be a CA certificate; nothing is stored on error."""
+        try:
+            certs = request_object.load_trust_anchors(pem)
+        except request_object.RequestObjectError as exc:
+            raise WalletError(str(exc)) from exc
+        known = {a.fingerprint for a in self._anchors}
+        added: list[TrustAnchor] = []
+        for cert in certs:
+            anchor = TrustAnchor(cert)
+            if anchor.fingerprint not in known:
+                known.add(anchor.fingerprint)
+                added.append(anchor)
+        if added:
+            self._anchors.extend(added)
+            self.save()
+        return added
+
+    def remove_trust_anchor(self, fingerprint: str) -> TrustAnchor:
+        """Stop trusting the anchor with this SHA-256 fingerprint (hex; ``:`` separators allowed)."""
+        wanted = fingerprint.replace(":", "").lower()
+        for anchor in self._anchors:
+            if anchor.fingerprint == wanted:
+                self._anchors.remove(anchor)
+                self.save()
+                return anchor
+        raise WalletError("no trust anchor with that fingerprint")
 
     # ---------------------------------------------------------------------------------------
     # credentials
@@ -618,7 +697,11 @@ class Wallet:
         """
         try:
             params = request_object.verify_request(
-                token, now=self.clock(), expected_client_id=client_id, expected_wallet_nonce=wallet_nonce
+                token,
+                now=self.clock(),
+                trust_anchors=[a.certificate for a in self._anchors],
+                expected_client_id=client_id,
+                expected_wallet_nonce=wallet_nonce,
             )
         except request_object.RequestObjectError as exc:
             raise WalletError(f"presentation request refused: {exc}") from exc
