@@ -5,6 +5,9 @@
     civitas wallet list                      credentials held and unused copies
     civitas wallet present REQUEST_URI [-y]  show what would be disclosed, then present (OpenID4VP)
     civitas wallet login --url URL           sign in with a per-service pseudonym (BBS credential)
+    civitas wallet trust add PEM_FILE        trust a CA for X.509 verifiers (x509_san_dns, x509_hash)
+    civitas wallet trust list [--json]       the trusted CA certificates
+    civitas wallet trust remove SHA256       stop trusting one (by its SHA-256 fingerprint)
 
 The passphrase comes from CIVITAS_WALLET_PASSPHRASE or an interactive prompt; the wallet file
 from --wallet (default: ~/.civitas-wallet.json).
@@ -13,6 +16,7 @@ from --wallet (default: ~/.civitas-wallet.json).
 from __future__ import annotations
 
 import argparse
+import datetime
 import getpass
 import json
 import os
@@ -107,7 +111,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_present(args: argparse.Namespace) -> int:
     wallet = _open(args)
-    # Only a Request Object signed by the verifier's did:key is accepted (see specs/wallet.md);
+    # Only a Request Object signed by the verifier's did:key, or by an X.509 certificate chaining
+    # to one of the wallet's trust anchors, is accepted (see specs/wallet.md);
     # fetched by POST with a wallet_nonce when the link offers request_uri_method=post.
     request = wallet.fetch_link(args.request)
     items = wallet.preview(request)
@@ -184,6 +189,66 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--scope", help="requested scopes (default: consent ledger:read ledger:write)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_guard(cmd_login))
+
+    p = wsub.add_parser(
+        "trust",
+        help="CA certificates trusted for X.509 verifiers",
+        description="Trust anchors: the CA certificates a verifier's x5c chain (client_id x509_san_dns:… "
+        "or x509_hash:…) must lead to. did:key verifiers need none.",
+    )
+    tsub = p.add_subparsers(dest="trust_command", required=True, metavar="ACTION")
+    t = tsub.add_parser(
+        "add", help="trust the CA certificates in a PEM file", description="Add trust anchors."
+    )
+    t.add_argument("pem_file", help="PEM file with one or more CA certificates")
+    t.set_defaults(func=_guard(cmd_trust_add))
+    t = tsub.add_parser("list", help="list trusted CA certificates", description="List trust anchors.")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=_guard(cmd_trust_list))
+    t = tsub.add_parser("remove", help="stop trusting a CA certificate", description="Remove a trust anchor.")
+    t.add_argument("sha256", help="its SHA-256 fingerprint as `trust list` shows it (':' separators allowed)")
+    t.set_defaults(func=_guard(cmd_trust_remove))
+
+
+def cmd_trust_add(args: argparse.Namespace) -> int:
+    try:
+        pem = Path(args.pem_file).read_bytes()
+    except OSError as exc:
+        raise WalletError(f"cannot read {args.pem_file}: {exc.strerror}") from exc
+    wallet = Wallet.open(args.wallet, _passphrase())
+    added = wallet.add_trust_anchors(pem)
+    for anchor in added:
+        console.print(f"trusted {anchor.subject} (SHA-256 {anchor.fingerprint})")
+    if not added:
+        console.print("already trusted; nothing changed")
+    return 0
+
+
+def cmd_trust_list(args: argparse.Namespace) -> int:
+    anchors = Wallet.open(args.wallet, _passphrase()).trust_anchors()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {"subject": a.subject, "sha256": a.fingerprint, "not_after": a.not_after, "pem": a.pem}
+                    for a in anchors
+                ]
+            )
+        )
+        return 0
+    # plain lines, never truncated: the fingerprint is what `trust remove` takes
+    for a in anchors:
+        until = datetime.datetime.fromtimestamp(a.not_after, datetime.UTC).strftime("%Y-%m-%d")
+        print(f"{a.fingerprint}  valid until {until}  {a.subject}")
+    if not anchors:
+        print("no trust anchors: X.509 verifiers (x509_san_dns, x509_hash) are refused")
+    return 0
+
+
+def cmd_trust_remove(args: argparse.Namespace) -> int:
+    removed = Wallet.open(args.wallet, _passphrase()).remove_trust_anchor(args.sha256)
+    console.print(f"no longer trusted: {removed.subject}")
+    return 0
 
 
 def _guard(fn: Any) -> Any:

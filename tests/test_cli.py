@@ -22,6 +22,10 @@ SUBCOMMANDS = [
     ["keys", "show"],
     ["keys", "rotate"],
     ["openapi"],
+    ["wallet", "trust"],
+    ["wallet", "trust", "add"],
+    ["wallet", "trust", "list"],
+    ["wallet", "trust", "remove"],
 ]
 
 
@@ -101,3 +105,84 @@ def test_keys_show_and_rotate_print_ids_only(env: Path, capsys: pytest.CaptureFi
 def test_migrate_reports_heads(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["migrate"]) == 0
     assert "civitas_0001" in capsys.readouterr().out
+
+
+def _ca_pem(cn: str, *, ca: bool = True) -> bytes:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(Encoding.PEM)
+
+
+def test_wallet_trust_add_list_remove(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from civitas import cli_wallet
+
+    monkeypatch.setenv(cli_wallet.PASSPHRASE_ENV, "cli passphrase")
+    wallet = str(tmp_path / "w.json")
+    (tmp_path / "root.pem").write_bytes(_ca_pem("City Verifier Root"))
+    (tmp_path / "both.pem").write_bytes(_ca_pem("City Verifier Root 2") + _ca_pem("EU Verifier Root"))
+    (tmp_path / "leaf.pem").write_bytes(_ca_pem("verifier.example", ca=False))
+
+    def run(*argv: str) -> int:
+        return cli.main(["wallet", "--wallet", wallet, *argv])
+
+    assert run("init") == 0
+    assert run("trust", "list") == 0
+    assert (
+        "no trust anchors: X.509 verifiers (x509_san_dns, x509_hash) are refused" in capsys.readouterr().out
+    )
+    assert run("trust", "list", "--json") == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == []
+    assert run("trust", "add", str(tmp_path / "root.pem")) == 0
+    assert "trusted CN=City Verifier Root (SHA-256 " in capsys.readouterr().out
+    assert run("trust", "add", str(tmp_path / "root.pem")) == 0
+    assert "already trusted" in capsys.readouterr().out
+    assert run("trust", "add", str(tmp_path / "both.pem")) == 0
+    capsys.readouterr()
+    assert run("trust", "list", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [a["subject"] for a in listed] == [
+        "CN=City Verifier Root",
+        "CN=City Verifier Root 2",
+        "CN=EU Verifier Root",
+    ]
+    assert (
+        listed[0]["pem"].encode() == (tmp_path / "root.pem").read_bytes() and len(listed[0]["sha256"]) == 64
+    )
+    assert run("trust", "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == f"{listed[2]['sha256']}  valid until 2035-12-30  CN=EU Verifier Root"
+    # refusals change nothing and exit 2 with the reason
+    assert run("trust", "add", str(tmp_path / "leaf.pem")) == 2
+    assert "not a CA certificate" in capsys.readouterr().err
+    assert run("trust", "add", str(tmp_path / "missing.pem")) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert run("trust", "remove", "00" * 32) == 2
+    assert run("trust", "remove", listed[1]["sha256"].upper()) == 0
+    assert "no longer trusted: CN=City Verifier Root 2" in capsys.readouterr().out
+    run("trust", "list", "--json")
+    assert [a["sha256"] for a in json.loads(capsys.readouterr().out)] == [
+        listed[0]["sha256"],
+        listed[2]["sha256"],
+    ]
