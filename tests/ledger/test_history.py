@@ -3,6 +3,7 @@ filters, paging and limits, two-phase transfers and expiry, the audit."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +20,7 @@ from ledger import (
     Ledger,
     LedgerError,
     LedgerValueError,
+    PendingState,
     Transfer,
     TransferFlags,
 )
@@ -279,6 +281,70 @@ def test_audit_checks_the_recorded_balances(led: Ledger, clock: Clock) -> None:
         )
     rep = led.audit()
     assert not rep.ok and any("recorded balances" in p for p in rep.problems)
+
+
+def test_audit_checks_what_expiries_released(led: Ledger, clock: Clock) -> None:
+    _open(led, H, H)
+    led.create_transfers([tr(1, 1, 2, 10, flags=int(F.PENDING), timeout=1)])
+    clock.now += 2 * NS
+    led.create_transfers([tr(2, 2, 1, 3)])  # records account 1 with the expired 10 released
+    assert led.audit().ok
+    with led.engine.begin() as conn:  # as if the expiry had not been applied before transfer 2
+        conn.exec_driver_sql("UPDATE ledger_account_balances SET debits_pending = 10 WHERE side = 1")
+    rep = led.audit()
+    assert not rep.ok and any("released by expiries" in p for p in rep.problems)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_store_and_audit_agree_with_the_engine_on_random_two_phase_work(
+    led: Ledger, clock: Clock, seed: int
+) -> None:
+    """The same random batches (pending with timeouts, posts, voids, single-phase, some failing) on
+    the store and on the in-memory engine: identical records, and the audit's replay accepts them."""
+    rng = random.Random(seed)
+    flags = (H, H | int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS), 0, H)
+    _open(led, *flags)
+    mem = MemLedger(now_ns=clock.now)
+    mem.create_accounts([Account(id=k + 1, ledger=1, code=1, flags=f) for k, f in enumerate(flags)])
+    pend, post, void = int(F.PENDING), F.POST_PENDING_TRANSFER, F.VOID_PENDING_TRANSFER
+    next_id, pendings = 1, []
+    for _ in range(25):
+        batch = []
+        for _ in range(rng.randint(1, 6)):
+            kind = rng.choice(["single", "single", "pending", "pending", "post", "void"])
+            if kind in ("post", "void") and pendings:
+                pid = rng.choice(pendings)
+                amount = rng.choice([0, AMOUNT_MAX, 1]) if kind == "post" else 0
+                batch.append(
+                    Transfer(
+                        id=next_id, pending_id=pid, amount=amount, flags=post if kind == "post" else void
+                    )
+                )
+            else:
+                dr, cr = rng.sample(range(1, 5), 2)
+                kw = {"flags": pend, "timeout": rng.choice([0, 1, 2])} if kind == "pending" else {}
+                batch.append(tr(next_id, dr, cr, rng.randint(0, 20), **kw))
+                if kind == "pending":
+                    pendings.append(next_id)
+            next_id += 1
+        got = [(r.timestamp, r.status) for r in led.create_transfers(batch)]
+        want = [(r.timestamp, r.status) for r in mem.create_transfers(batch)]
+        assert got == want
+        step = rng.choice([0, 0, NS // 2, NS, 2 * NS])
+        clock.now += step
+        mem.now += step
+    for aid in (1, 2, 4):
+        recorded = [
+            (aid, b.timestamp, *astuple_balance(b)) for b in led.get_account_balances(aid, limit=BATCH_MAX)
+        ]
+        assert recorded == [(r[0], r[1], *r[3:]) for r in mem.balances if r[0] == aid]
+    assert led.get_account_balances(3) == []
+    assert any(led.pending_state(p) is PendingState.EXPIRED for p in pendings)  # expiries were exercised
+    assert led.audit().ok
+
+
+def astuple_balance(b: AccountBalance) -> tuple[int, int, int, int]:
+    return b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted
 
 
 def test_the_table_has_one_row_per_transfer_and_history_account(led: Ledger) -> None:
