@@ -4,11 +4,9 @@ filters, paging and limits, two-phase transfers and expiry, the audit."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from nacl.signing import SigningKey
 
 from ledger import (
     AMOUNT_MAX,
@@ -26,13 +24,12 @@ from ledger import (
 )
 from ledger import engine as eng
 
+from .conftest import NS, FakeClock
 from .memledger import MemLedger
 
 S = CreateTransferStatus
 F = TransferFlags
 H = int(AccountFlags.HISTORY)
-NS = 1_000_000_000
-KEY = SigningKey(bytes(range(32)))
 
 
 def tr(tid: int, dr: int, cr: int, amount: int, **kw: int) -> Transfer:
@@ -124,28 +121,6 @@ def test_plain_batches_touching_history_accounts_take_the_exact_path_with_the_sa
 # -- store ----------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000 * NS
-
-    def __call__(self) -> int:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def led(db_url: str, clock: Clock) -> Iterator[Ledger]:
-    ledger = Ledger.open(db_url, signing_key=KEY, origin="test.example/ledger", clock=clock)
-    try:
-        yield ledger
-    finally:
-        ledger.close()
-
-
 def _open(led: Ledger, *flags: int) -> None:
     res = led.create_accounts([Account(id=k + 1, ledger=1, code=1, flags=f) for k, f in enumerate(flags)])
     assert all(r.status.name == "CREATED" for r in res)
@@ -212,7 +187,7 @@ def test_limits_at_the_edge(led: Ledger) -> None:
             led.get_account_balances(1, **kw)
 
 
-def test_two_phase_and_expiry_on_the_store(led: Ledger, clock: Clock) -> None:
+def test_two_phase_and_expiry_on_the_store(led: Ledger, clock: FakeClock) -> None:
     _open(led, H, H)
     pend = int(F.PENDING)
     r = led.create_transfers([tr(1, 1, 2, 50, flags=pend, timeout=5), tr(2, 1, 2, 20, flags=pend)])
@@ -264,7 +239,7 @@ def test_balances_are_written_in_the_batch_transaction(led: Ledger) -> None:
     assert len(led.get_account_balances(1)) == 1
 
 
-def test_audit_checks_the_recorded_balances(led: Ledger, clock: Clock) -> None:
+def test_audit_checks_the_recorded_balances(led: Ledger, clock: FakeClock) -> None:
     _open(led, H, H)
     led.create_transfers([tr(1, 1, 2, 10, flags=int(F.PENDING), timeout=1), tr(2, 2, 1, 7)])
     clock.now += 2 * NS
@@ -283,7 +258,7 @@ def test_audit_checks_the_recorded_balances(led: Ledger, clock: Clock) -> None:
     assert not rep.ok and any("recorded balances" in p for p in rep.problems)
 
 
-def test_audit_checks_what_expiries_released(led: Ledger, clock: Clock) -> None:
+def test_audit_checks_what_expiries_released(led: Ledger, clock: FakeClock) -> None:
     _open(led, H, H)
     led.create_transfers([tr(1, 1, 2, 10, flags=int(F.PENDING), timeout=1)])
     clock.now += 2 * NS
@@ -297,7 +272,7 @@ def test_audit_checks_what_expiries_released(led: Ledger, clock: Clock) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_store_and_audit_agree_with_the_engine_on_random_two_phase_work(
-    led: Ledger, clock: Clock, seed: int
+    led: Ledger, clock: FakeClock, seed: int
 ) -> None:
     """The same random batches (pending with timeouts, posts, voids, single-phase, some failing) on
     the store and on the in-memory engine: identical records, and the audit's replay accepts them."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,34 +35,10 @@ from ledger.audit import AuditReport
 from ledger.codec import TRANSFER_SIZE, encode_transfer
 from ledger.witness import verify_checkpoint
 
+from .conftest import KEY, NS, FakeClock
+
 S = CreateTransferStatus
 F = TransferFlags
-NS = 1_000_000_000
-KEY = SigningKey(bytes(range(32)))
-
-
-class FakeClock:
-    def __init__(self, start_ns: int = 1_700_000_000 * NS) -> None:
-        self.now = start_ns
-        self.lock = threading.Lock()
-
-    def __call__(self) -> int:
-        with self.lock:
-            return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def led(db_url: str, clock: FakeClock) -> Iterator[Ledger]:
-    ledger = Ledger.open(db_url, signing_key=KEY, origin="test.example/ledger", clock=clock)
-    try:
-        yield ledger
-    finally:
-        ledger.close()
 
 
 def accounts(led: Ledger, *ids: int, flags: int = 0, ledger: int = 1) -> None:
