@@ -931,14 +931,10 @@ class Ledger:
             return []
         stamps: list[tuple[int, int]] = []  # (timestamp, side), newest first
         with self.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-            row = conn.exec_driver_sql(
-                f"SELECT a.timestamp, b.history_head FROM ledger_accounts a JOIN ledger_balances b "
-                f"ON b.timestamp = a.timestamp WHERE a.id = {ph}",
-                (d.id_in(account_id),),
-            ).first()
+            row = self._account_key(conn, account_id)
             if row is None:
                 return []
-            account_ts, cursor = int(row[0]), int(row[1])
+            account_ts, cursor, _flags = row
             walk = (
                 "WITH RECURSIVE h(seq, batch, prev, entries) AS ("
                 "SELECT seq, batch_timestamp, previous_seq, entries FROM ledger_account_history "
@@ -976,6 +972,15 @@ class Ledger:
             out.append(Transfer.from_row(r))
         return out
 
+    def _account_key(self, conn: sa.Connection, account_id: int) -> tuple[int, int, int] | None:
+        """An account's (ledger timestamp, history head, flags), or None if there is no such account."""
+        row = conn.exec_driver_sql(
+            "SELECT a.timestamp, b.history_head, b.flags FROM ledger_accounts a JOIN ledger_balances b "
+            f"ON b.timestamp = a.timestamp WHERE a.id = {self._d.ph}",
+            (self._d.id_in(account_id),),
+        ).first()
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
     def get_account_balances(
         self,
         account_id: int,
@@ -1003,12 +1008,8 @@ class Ledger:
         ph = d.ph
         side = "" if debits and credits else f" AND side = {1 if credits else 0}"
         with self.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-            row = conn.exec_driver_sql(
-                f"SELECT a.timestamp, b.flags FROM ledger_accounts a JOIN ledger_balances b "
-                f"ON b.timestamp = a.timestamp WHERE a.id = {ph}",
-                (d.id_in(account_id),),
-            ).first()
-            if row is None or not int(row[1]) & _HISTORY:
+            row = self._account_key(conn, account_id)
+            if row is None or not row[2] & _HISTORY:
                 return []
             rows = conn.exec_driver_sql(
                 "SELECT debits_pending, debits_posted, credits_pending, credits_posted, timestamp "
