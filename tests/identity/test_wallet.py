@@ -222,9 +222,11 @@ def test_http_receive_and_respond(tmp_path: Path, engine: sa.Engine) -> None:
     assert wallet.get(stored.id).unused == 3
 
 
-def test_wallet_refuses_unsigned_forged_and_misdirected_requests(tmp_path: Path, engine: sa.Engine) -> None:
-    from identity import request_object
-
+def _holder_and_request(
+    tmp_path: Path, engine: sa.Engine
+) -> tuple[FakeClock, FakeCity, Wallet, Any, Any, str]:
+    """A wallet over HTTP holding two copies of a resident credential, and an agency's pending
+    senior_fare request with its request_uri."""
     clock = FakeClock()
     city = FakeCity(engine, clock)
     http = httpx.Client(transport=httpx.MockTransport(city), base_url=ISSUER_ID)
@@ -232,7 +234,19 @@ def test_wallet_refuses_unsigned_forged_and_misdirected_requests(tmp_path: Path,
     created = city.issuer.create_offer("resident", RAW_CLAIMS, subject_ref="c")
     stored = wallet.receive(created.offer, tx_code=created.tx_code, batch_size=2)
     req = city.verifier.create_request("agency", rule_name="senior_fare")
-    uri = city.verifier.request_uri(req)
+    return clock, city, wallet, stored, req, city.verifier.request_uri(req)
+
+
+def _link(city: FakeCity, uri: str, **extra: str) -> str:
+    return "openid4vp://?" + str(
+        httpx.QueryParams({"client_id": city.verifier.client_id, "request_uri": uri, **extra})
+    )
+
+
+def test_wallet_refuses_unsigned_forged_and_misdirected_requests(tmp_path: Path, engine: sa.Engine) -> None:
+    from identity import request_object
+
+    clock, city, wallet, stored, req, uri = _holder_and_request(tmp_path, engine)
     params = city.verifier.request_object(req)
 
     def jar(body: str) -> httpx.Response:
@@ -259,9 +273,7 @@ def test_wallet_refuses_unsigned_forged_and_misdirected_requests(tmp_path: Path,
             wallet.fetch_request(uri)
     # a request signed by another did:key is refused when the QR code named this verifier
     city.request_response = lambda r: jar(forged)
-    link = "openid4vp://?" + str(
-        httpx.QueryParams({"client_id": city.verifier.client_id, "request_uri": uri})
-    )
+    link = _link(city, uri)
     from identity.wallet import parse_authorization_request
 
     request_uri, client_id = parse_authorization_request(link)
@@ -278,26 +290,13 @@ def test_wallet_refuses_unsigned_forged_and_misdirected_requests(tmp_path: Path,
     assert wallet.get(stored.id).unused == 1  # nothing was presented for the refused requests
 
 
-def _link(city: FakeCity, uri: str, **extra: str) -> str:
-    return "openid4vp://?" + str(
-        httpx.QueryParams({"client_id": city.verifier.client_id, "request_uri": uri, **extra})
-    )
-
-
 def test_request_uri_method_post_sends_metadata_and_requires_the_wallet_nonce(
     tmp_path: Path, engine: sa.Engine
 ) -> None:
     from identity import request_object
     from identity.wallet import WALLET_METADATA, parse_request_link
 
-    clock = FakeClock()
-    city = FakeCity(engine, clock)
-    http = httpx.Client(transport=httpx.MockTransport(city), base_url=ISSUER_ID)
-    wallet = _wallet(tmp_path, http, clock)
-    created = city.issuer.create_offer("resident", RAW_CLAIMS, subject_ref="c")
-    stored = wallet.receive(created.offer, tx_code=created.tx_code, batch_size=2)
-    req = city.verifier.create_request("agency", rule_name="senior_fare")
-    uri = city.verifier.request_uri(req)
+    clock, city, wallet, stored, req, uri = _holder_and_request(tmp_path, engine)
     link = _link(city, uri, request_uri_method="post")
     parsed = parse_request_link(link)
     assert (parsed.request_uri, parsed.client_id, parsed.request_uri_method) == (
