@@ -6,7 +6,8 @@ parameters plus ``iss`` (= ``client_id``), ``aud`` (``https://self-issued.me/v2`
 section 5.8), ``iat`` and ``exp``. The Client Identifier prefix (OpenID4VP 1.0 section 5.9.3) only
 decides how the signing key is found and which extra checks run; every other check is shared.
 
-``decentralized_identifier:<did:key>`` (what this service signs with, :func:`sign_request`): header
+``decentralized_identifier:<did:key>`` (:meth:`RequestSigner.did_key`, what this service signs with
+unless it has a certificate): header
 ``{"typ": …, "alg": "EdDSA", "kid": "did:key:z…#z…"}``. A did:key resolves offline (one
 verification method, ``did#<multibase>``), so the key comes from ``kid`` and ``client_id`` must
 name that same DID. No network, no trust anchors.
@@ -21,7 +22,8 @@ leaf any extended key usage, and a key usage, where present, that allows signatu
 dNSName SAN of the leaf (exact, case-insensitive, no wildcards) and, as the wallet keeps no list of
 trusted client identifiers, the ``response_uri`` host equal to it; ``x509_hash`` needs the hash of
 the leaf. ``kid``, ``jwk``, ``jku`` and ``x5u`` are refused with an x509 prefix (and ``x5c`` with a
-DID), so the key has exactly one source. Without trust anchors x509 verifiers are refused.
+DID), so the key has exactly one source. Without trust anchors x509 verifiers are refused. A
+service with a certificate signs this way (:meth:`RequestSigner.x509`).
 
 The ``redirect_uri`` prefix is not supported: by the specification its requests cannot be signed,
 so a wallet could not authenticate the verifier. Other prefixes are refused too.
@@ -39,19 +41,22 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 import json
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import (
     Criticality,
     ExtensionPolicy,
-    Policy,
     PolicyBuilder,
     Store,
     VerificationError,
@@ -74,8 +79,10 @@ __all__ = [
     "X509_HASH_PREFIX",
     "X509_SAN_DNS_PREFIX",
     "RequestObjectError",
+    "RequestSigner",
     "check_wallet_nonce",
     "client_id_for",
+    "is_dns_name",
     "load_trust_anchors",
     "sign_request",
     "verify_request",
@@ -119,18 +126,112 @@ def client_id_for(jwk: Mapping[str, Any]) -> str:
         raise RequestObjectError("a signing client is identified by an Ed25519 did:key") from exc
 
 
-def sign_request(params: Mapping[str, Any], signing_jwk: Mapping[str, Any], *, iat: int, exp: int) -> str:
+@dataclass(frozen=True, slots=True)
+class RequestSigner:
+    """How a verifier signs its Request Objects: its ``client_id``, its private key and the JWS
+    header that tells a wallet where the key comes from (``kid`` for a did:key, ``x5c`` for a
+    certificate). Build one with :meth:`did_key` or :meth:`x509`."""
+
+    client_id: str
+    jwk: Mapping[str, Any] = field(repr=False)  # private
+    header: Mapping[str, Any]
+
+    @property
+    def prefix(self) -> str:
+        """The Client Identifier prefix (``decentralized_identifier``, ``x509_san_dns``, ``x509_hash``)."""
+        return self.client_id.partition(":")[0]
+
+    @property
+    def alg(self) -> str:
+        return str(self.header["alg"])
+
+    @classmethod
+    def did_key(cls, jwk: Mapping[str, Any]) -> RequestSigner:
+        """Sign as ``decentralized_identifier:<did:key>`` with a private Ed25519 JWK."""
+        client_id = client_id_for(jwk)
+        kid = did_key.verification_method_id(client_id[len(CLIENT_ID_PREFIX) :])
+        return cls(client_id, jwk, {"typ": TYP, "alg": SIGNING_ALG, "kid": kid})
+
+    @classmethod
+    def x509(
+        cls,
+        jwk: Mapping[str, Any],
+        chain: Sequence[x509.Certificate],
+        *,
+        prefix: str = X509_SAN_DNS_PREFIX[:-1],
+        dns_name: str | None = None,
+    ) -> RequestSigner:
+        """Sign as ``x509_san_dns:<dns_name>`` (default: the leaf's first DNS name) or
+        ``x509_hash:<leaf hash>`` with the private JWK (P-256 or Ed25519) of ``chain[0]``.
+
+        ``chain`` is the leaf and then its intermediates, each issued by the next (the root may be
+        left out: wallets hold it). Everything a wallet would refuse is refused here, when the
+        service starts: a key that is not the leaf's, a broken chain, a leaf whose key usage
+        forbids signing, a ``dns_name`` the leaf does not carry, chains over the x5c limits.
+        """
+        if prefix not in CLIENT_ID_PREFIXES[1:]:
+            raise RequestObjectError(
+                f"an X.509 client_id prefix is x509_san_dns or x509_hash, not {prefix!r}"
+            )
+        if not chain or len(chain) > X5C_MAX_CERTS:
+            raise RequestObjectError(f"a certificate chain holds 1 to {X5C_MAX_CERTS} certificates")
+        ders = [c.public_bytes(Encoding.DER) for c in chain]
+        x5c = [base64.b64encode(der).decode("ascii") for der in ders]
+        if any(len(entry) > X5C_MAX_CERT_CHARS for entry in x5c):
+            raise RequestObjectError(f"a certificate is over {X5C_MAX_CERT_CHARS} base64 characters")
+        leaf = chain[0]
+        try:
+            key = jose.load_key(jwk, cache=False)
+            leaf_jwk = jose.jwk_from_public_key(leaf.public_key())
+        except jose.JoseFailure as exc:
+            raise RequestObjectError(f"the verifier certificate's key: {exc}") from exc
+        if not key.is_private or jose.public_jwk(jwk) != jose.public_jwk(leaf_jwk):
+            raise RequestObjectError("the private key is not the key of the verifier certificate")
+        for cert, issuer in itertools.pairwise(chain):
+            try:
+                cert.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature) as exc:
+                raise RequestObjectError(
+                    f"{cert.subject.rfc4514_string()!r} is not issued by the next certificate of the chain"
+                ) from exc
+        try:
+            _signature_usable(leaf.extensions.get_extension_for_class(x509.KeyUsage).value)
+        except x509.ExtensionNotFound:
+            pass
+        except ValueError as exc:
+            raise RequestObjectError(str(exc)) from exc
+        if prefix == X509_HASH_PREFIX[:-1]:
+            client_id = X509_HASH_PREFIX + x509_hash(ders[0])
+        else:
+            names = _dns_names(leaf)
+            name = (dns_name or (names[0] if names else "")).lower()
+            if name not in names:
+                raise RequestObjectError(
+                    f"the verifier certificate has no DNS subject alternative name {name!r}"
+                    if name
+                    else "an x509_san_dns verifier needs a certificate with a DNS subject alternative name"
+                )
+            if not is_dns_name(name):
+                raise RequestObjectError(f"{name!r} is not a DNS name a wallet accepts")
+            client_id = X509_SAN_DNS_PREFIX + name
+        return cls(client_id, jwk, {"typ": TYP, "alg": jose.default_alg(key), "x5c": x5c})
+
+
+def sign_request(params: Mapping[str, Any], signer: RequestSigner, *, iat: int, exp: int) -> str:
     """The Request Object JWS for Authorization Request ``params`` (which hold ``client_id``)."""
-    client_id = client_id_for(signing_jwk)
-    if params.get("client_id") != client_id:
+    if params.get("client_id") != signer.client_id:
         raise RequestObjectError("client_id of the request does not name the signing key")
     if exp <= iat:
         raise RequestObjectError("a request object must expire after it is issued")
-    did = client_id[len(CLIENT_ID_PREFIX) :]
-    payload = {**params, "iss": client_id, "aud": SELF_ISSUED_AUD, "iat": iat, "exp": exp}
-    header = {"typ": TYP, "alg": SIGNING_ALG, "kid": did_key.verification_method_id(did)}
+    payload = {**params, "iss": signer.client_id, "aud": SELF_ISSUED_AUD, "iat": iat, "exp": exp}
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return jose.sign_compact(header, body, signing_jwk)
+    return jose.sign_compact(signer.header, body, signer.jwk)
+
+
+def is_dns_name(value: str) -> bool:
+    """Whether ``value`` is a DNS name an ``x509_san_dns`` Client Identifier may carry (no
+    wildcards, no IP address literals, any case)."""
+    return _DNS_NAME.fullmatch(value.lower()) is not None
 
 
 def check_wallet_nonce(value: Any) -> str:
@@ -226,10 +327,19 @@ def _parse_x5c(value: Any) -> list[tuple[bytes, x509.Certificate]]:
     return chain
 
 
-def _signature_usable(policy: Policy, cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+def _signature_usable(usage: x509.KeyUsage | None) -> None:
     # a leaf that states its key usage must allow signatures (and must not be a certificate signer)
     if usage is not None and (not usage.digital_signature or usage.key_cert_sign):
         raise ValueError("the leaf certificate's key usage does not allow signing requests")
+
+
+def _dns_names(cert: x509.Certificate) -> list[str]:
+    """The certificate's dNSName subject alternative names, lowercased, in order."""
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [n.lower() for n in names.get_values_for_type(x509.DNSName)]
 
 
 # Web-PKI rules, except what request-signing certificates need not have: a SAN (x509_hash) or a TLS
@@ -239,7 +349,9 @@ _EE_POLICY: Final = (
     ExtensionPolicy.webpki_defaults_ee()
     .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
     .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None)
-    .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _signature_usable)
+    .may_be_present(
+        x509.KeyUsage, Criticality.AGNOSTIC, lambda _policy, _cert, usage: _signature_usable(usage)
+    )
 )
 _CA_POLICY: Final = ExtensionPolicy.webpki_defaults_ca()
 
@@ -265,12 +377,7 @@ def _x509_key(
     if header.get("alg") not in algs:
         raise RequestObjectError(f"alg {header.get('alg')!r} does not fit the leaf certificate key")
     if prefix == X509_SAN_DNS_PREFIX[:-1]:
-        try:
-            names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            dns_names = {n.lower() for n in names.get_values_for_type(x509.DNSName)}
-        except x509.ExtensionNotFound:
-            dns_names = set()
-        if value.lower() not in dns_names:
+        if value.lower() not in _dns_names(leaf):
             raise RequestObjectError(
                 f"{value!r} is not a DNS subject alternative name of the leaf certificate"
             )
@@ -312,7 +419,7 @@ def _client_id_prefix(token: str) -> tuple[str, str]:
         raise RequestObjectError(
             f"client_id prefix {prefix!r} is not supported (only {', '.join(CLIENT_ID_PREFIXES)})"
         )
-    if prefix == X509_SAN_DNS_PREFIX[:-1] and _DNS_NAME.fullmatch(value.lower()) is None:
+    if prefix == X509_SAN_DNS_PREFIX[:-1] and not is_dns_name(value):
         raise RequestObjectError("an x509_san_dns client_id must be a DNS name")
     return prefix, value
 

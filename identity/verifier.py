@@ -256,11 +256,19 @@ class VerifierConfig:
     signing_jwk: Mapping[str, Any] = field(repr=False)  # private Ed25519 JWK: signs request objects
     request_ttl_s: int = 300
     kb_max_age_s: int = 300
+    # With a certificate (request_object.RequestSigner.x509) request objects are signed as an
+    # x509_san_dns / x509_hash client instead of the did:key of `signing_jwk`.
+    x509_signer: request_object.RequestSigner | None = None
+
+    @property
+    def signer(self) -> request_object.RequestSigner:
+        return self.x509_signer or request_object.RequestSigner.did_key(self.signing_jwk)
 
     @property
     def effective_client_id(self) -> str:
-        """``decentralized_identifier:did:key:z6Mk…``: the audience wallets bind presentations to."""
-        return request_object.client_id_for(self.signing_jwk)
+        """The audience wallets bind presentations to: ``decentralized_identifier:did:key:z6Mk…``,
+        or ``x509_san_dns:<name>`` / ``x509_hash:<hash>`` with a certificate."""
+        return self.signer.client_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,7 +413,8 @@ class Verifier:
         self.engine = engine
         self.config = config
         # Fails now, not at the first request, when the key cannot identify a signing client.
-        self.client_id = config.effective_client_id
+        self.signer = config.signer
+        self.client_id = self.signer.client_id
         self.issuers = issuers
         self.rules = rules
         self.status_checker = status_checker
@@ -550,7 +559,7 @@ class Verifier:
         now_s = self.clock() // NS
         return request_object.sign_request(
             params,
-            self.config.signing_jwk,
+            self.signer,
             iat=now_s,
             exp=max(request.expires_ns // NS, now_s + 1),
         )
@@ -560,8 +569,9 @@ class Verifier:
 
         Malformed (over :data:`MAX_WALLET_METADATA_CHARS`, not JSON, not an object, a known
         parameter of the wrong type): ``invalid_request``. A listed
-        ``client_id_prefixes_supported`` without ``decentralized_identifier``, or
-        ``request_object_signing_alg_values_supported`` without ``EdDSA``, or
+        ``client_id_prefixes_supported`` without this verifier's prefix (``decentralized_identifier``,
+        or ``x509_san_dns``/``x509_hash`` with a certificate), or
+        ``request_object_signing_alg_values_supported`` without its signing alg, or
         ``response_modes_supported`` without ``direct_post``: ``invalid_request``;
         ``response_types_supported`` without ``vp_token``: ``unsupported_response_type``;
         ``vp_formats_supported`` with which the DCQL query cannot be met (formats, or
@@ -580,8 +590,8 @@ class Verifier:
         if not isinstance(metadata, dict):
             raise VerifierError("invalid_request", "wallet_metadata must be a JSON object")
         for name, needed, code in (
-            ("client_id_prefixes_supported", request_object.CLIENT_ID_PREFIX[:-1], "invalid_request"),
-            ("request_object_signing_alg_values_supported", request_object.SIGNING_ALG, "invalid_request"),
+            ("client_id_prefixes_supported", self.signer.prefix, "invalid_request"),
+            ("request_object_signing_alg_values_supported", self.signer.alg, "invalid_request"),
             ("response_types_supported", "vp_token", "unsupported_response_type"),
             ("response_modes_supported", "direct_post", "invalid_request"),
         ):

@@ -12,7 +12,8 @@ from identity import request_object as ro
 
 NOW = 1_767_225_600
 KEY = jose.generate_ed25519()
-CLIENT_ID = ro.client_id_for(KEY)
+SIGNER = ro.RequestSigner.did_key(KEY)
+CLIENT_ID = SIGNER.client_id
 
 
 def _params(**override: Any) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def _claims(**override: Any) -> dict[str, Any]:
 
 
 def test_sign_and_verify_round_trip() -> None:
-    token = ro.sign_request(_params(), KEY, iat=NOW, exp=NOW + 300)
+    token = ro.sign_request(_params(), SIGNER, iat=NOW, exp=NOW + 300)
     header = json.loads(jose.b64u_decode(token.split(".")[0]))
     did = CLIENT_ID.removeprefix("decentralized_identifier:")
     assert CLIENT_ID.startswith("decentralized_identifier:did:key:z6Mk")
@@ -59,19 +60,19 @@ def test_sign_and_verify_round_trip() -> None:
     assert params["iss"] == CLIENT_ID and params["aud"] == "https://self-issued.me/v2"
     assert params["nonce"] == "n-0S6_WzA2Mj" and params["exp"] == NOW + 300
     # a loopback http response_uri is fine (local development and the demo)
-    local = ro.sign_request(_params(response_uri="http://127.0.0.1:8000/r"), KEY, iat=NOW, exp=NOW + 1)
+    local = ro.sign_request(_params(response_uri="http://127.0.0.1:8000/r"), SIGNER, iat=NOW, exp=NOW + 1)
     assert ro.verify_request(local, now=NOW)["response_uri"] == "http://127.0.0.1:8000/r"
 
 
 def test_signer_refuses_a_client_id_of_another_key() -> None:
     with pytest.raises(ro.RequestObjectError, match="does not name the signing key"):
-        ro.sign_request(_params(client_id="redirect_uri:https://x.example/r"), KEY, iat=NOW, exp=NOW + 1)
+        ro.sign_request(_params(client_id="redirect_uri:https://x.example/r"), SIGNER, iat=NOW, exp=NOW + 1)
     with pytest.raises(ro.RequestObjectError, match="Ed25519 did:key"):
         ro.client_id_for(jose.generate_ec_p256())
 
 
 def _tampered() -> str:
-    head, payload, sig = ro.sign_request(_params(), KEY, iat=NOW, exp=NOW + 300).split(".")
+    head, payload, sig = ro.sign_request(_params(), SIGNER, iat=NOW, exp=NOW + 300).split(".")
     claims = json.loads(jose.b64u_decode(payload))
     claims["response_uri"] = "https://evil.example/collect"
     return ".".join((head, jose.b64u_encode(json.dumps(claims).encode()), sig))
@@ -130,13 +131,13 @@ def test_refused(token: str, message: str) -> None:
 
 
 def test_client_id_must_match_the_authorization_request() -> None:
-    token = ro.sign_request(_params(), KEY, iat=NOW, exp=NOW + 300)
+    token = ro.sign_request(_params(), SIGNER, iat=NOW, exp=NOW + 300)
     with pytest.raises(ro.RequestObjectError, match="differs from the one in the authorization request"):
         ro.verify_request(token, now=NOW, expected_client_id=ro.client_id_for(OTHER))
 
 
 def test_skew_edges() -> None:
-    token = ro.sign_request(_params(), KEY, iat=NOW, exp=NOW + 300)
+    token = ro.sign_request(_params(), SIGNER, iat=NOW, exp=NOW + 300)
     assert ro.verify_request(token, now=NOW - 60)  # iat 60 s ahead of the wallet: accepted
     with pytest.raises(ro.RequestObjectError, match="in the future"):
         ro.verify_request(token, now=NOW - 61)
@@ -147,13 +148,13 @@ def test_skew_edges() -> None:
 
 def test_wallet_nonce_must_be_the_one_the_wallet_sent() -> None:
     sent = "qPmxiNFCR3QTm19POc8u"
-    token = ro.sign_request(_params(wallet_nonce=sent), KEY, iat=NOW, exp=NOW + 300)
+    token = ro.sign_request(_params(wallet_nonce=sent), SIGNER, iat=NOW, exp=NOW + 300)
     assert ro.verify_request(token, now=NOW, expected_wallet_nonce=sent)["wallet_nonce"] == sent
     # a wallet that fetched with GET sent no nonce and has nothing to compare
     assert ro.verify_request(token, now=NOW)["wallet_nonce"] == sent
     with pytest.raises(ro.RequestObjectError, match="wallet_nonce differs"):
         ro.verify_request(token, now=NOW, expected_wallet_nonce=sent[:-1] + "v")
-    without = ro.sign_request(_params(), KEY, iat=NOW, exp=NOW + 300)  # e.g. recorded from a GET
+    without = ro.sign_request(_params(), SIGNER, iat=NOW, exp=NOW + 300)  # e.g. recorded from a GET
     with pytest.raises(ro.RequestObjectError, match="lacks the wallet_nonce"):
         ro.verify_request(without, now=NOW, expected_wallet_nonce=sent)
     not_a_string = _sign(_claims(wallet_nonce=12345))

@@ -253,7 +253,8 @@ def test_wallet_refuses_unsigned_forged_and_misdirected_requests(tmp_path: Path,
         return httpx.Response(200, content=body, headers={"content-type": request_object.MEDIA_TYPE})
 
     def sign(claims: dict[str, Any], key: dict[str, Any] = VERIFIER_KEY) -> str:
-        return request_object.sign_request(claims, key, iat=clock.s, exp=clock.s + 300)
+        signer = request_object.RequestSigner.did_key(key)
+        return request_object.sign_request(claims, signer, iat=clock.s, exp=clock.s + 300)
 
     impostor = jose.generate_ed25519()
     forged = sign({**params, "client_id": request_object.client_id_for(impostor)}, impostor)
@@ -314,7 +315,8 @@ def test_request_uri_method_post_sends_metadata_and_requires_the_wallet_nonce(
 
     def signed(extra: dict[str, Any]) -> httpx.Response:
         params = {**city.verifier.request_object(req), **extra}
-        body = request_object.sign_request(params, VERIFIER_KEY, iat=clock.s, exp=clock.s + 300)
+        signer = request_object.RequestSigner.did_key(VERIFIER_KEY)
+        body = request_object.sign_request(params, signer, iat=clock.s, exp=clock.s + 300)
         return httpx.Response(200, content=body, headers={"content-type": request_object.MEDIA_TYPE})
 
     # a replayed object (fetched earlier, by GET or with another nonce) is refused

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,8 +19,6 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from identity import did_key, jose, sdjwt
 from identity import request_object as ro
@@ -28,122 +26,17 @@ from identity.issuer import make_proof
 from identity.wallet import WALLET_METADATA, Wallet, WalletError
 
 from .issuer_support import ISSUER_ID, RAW_CLAIMS, RESIDENT_VCT, FakeClock, make_issuer
+from .x509_support import DAY, Leaf, Pki, PrivateKey, b64, der, make_cert, pem
 
 NOW = 1_767_225_600  # 2026-01-01T00:00:00Z
 T0 = dt.datetime.fromtimestamp(NOW, dt.UTC)
-DAY = dt.timedelta(days=1)
 HOST = "verifier.example"
 RESPONSE_URI = f"https://{HOST}/response"
 
-PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+_cert = functools.partial(make_cert, valid=(T0 - DAY, T0 + 365 * DAY))
 
 
-def _der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(Encoding.DER)
-
-
-def _b64(cert: x509.Certificate) -> str:
-    return base64.b64encode(_der(cert)).decode("ascii")
-
-
-def _pem(*certs: x509.Certificate) -> bytes:
-    return b"".join(c.public_bytes(Encoding.PEM) for c in certs)
-
-
-def _cert(
-    key: PrivateKey,
-    cn: str,
-    issuer: tuple[PrivateKey, x509.Name] | None = None,
-    *,
-    ca: bool,
-    san: Sequence[str] = (),
-    valid: tuple[dt.datetime, dt.datetime] = (T0 - DAY, T0 + 365 * DAY),
-    key_usage: bool | None = True,
-    padding: bytes = b"",
-) -> x509.Certificate:
-    """A certificate for ``key`` signed by ``issuer`` (self-signed without one)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    signer, issuer_name = issuer or (key, name)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(valid[0])
-        .not_valid_after(valid[1])
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
-        )
-    )
-    if key_usage is not None:
-        # CAs sign certificates; leaves sign requests (key_usage=False: a leaf that may not sign)
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca and key_usage,
-                content_commitment=False,
-                key_encipherment=not ca and not key_usage,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    if san:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in san]), critical=False
-        )
-    if padding:  # an unknown non-critical extension: only makes the certificate bigger
-        oid = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1")
-        builder = builder.add_extension(x509.UnrecognizedExtension(oid, padding), critical=False)
-    algorithm = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    return builder.sign(signer, algorithm)
-
-
-@dataclass
-class Leaf:
-    jwk: dict[str, Any]  # private, for jose.sign_compact
-    cert: x509.Certificate
-
-    @property
-    def alg(self) -> str:
-        return "EdDSA" if self.jwk["kty"] == "OKP" else "ES256"
-
-    @property
-    def hash_client_id(self) -> str:
-        return ro.X509_HASH_PREFIX + ro.x509_hash(_der(self.cert))
-
-
-class Pki:
-    """A root CA and an intermediate CA (both P-256) that issue verifier leaves."""
-
-    def __init__(self, cn: str = "Civitas Test Root") -> None:
-        self.root_key = ec.generate_private_key(ec.SECP256R1())
-        self.root = _cert(self.root_key, cn, ca=True)
-        self.int_key = ec.generate_private_key(ec.SECP256R1())
-        self.intermediate = _cert(self.int_key, f"{cn} Intermediate", self._as_issuer("root"), ca=True)
-
-    def _as_issuer(self, which: str) -> tuple[PrivateKey, x509.Name]:
-        if which == "root":
-            return self.root_key, self.root.subject
-        return self.int_key, self.intermediate.subject
-
-    def leaf(self, kty: str = "EC", *, san: Sequence[str] = (HOST,), **options: Any) -> Leaf:
-        jwk = jose.generate_ec_p256() if kty == "EC" else jose.generate_ed25519()
-        key = jose.load_key(jwk, cache=False).private_key
-        assert isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
-        return Leaf(jwk, _cert(key, "verifier", self._as_issuer("int"), ca=False, san=san, **options))
-
-    def x5c(self, leaf: Leaf, *extra: x509.Certificate) -> list[str]:
-        return [_b64(leaf.cert), _b64(self.intermediate), *(_b64(c) for c in extra)]
-
-
-PKI = Pki()
+PKI = Pki(T0, HOST)
 EC_LEAF = PKI.leaf("EC")
 ED_LEAF = PKI.leaf("OKP")
 SAN_CLIENT_ID = ro.X509_SAN_DNS_PREFIX + HOST
@@ -201,7 +94,7 @@ def _verify(token: str, anchors: Sequence[x509.Certificate] = ANCHORS, **kwargs:
 def test_x509_san_dns_with_a_p256_leaf() -> None:
     token = _sign(_claims())
     header = json.loads(jose.b64u_decode(token.split(".")[0]))
-    assert header["alg"] == "ES256" and base64.b64decode(header["x5c"][0]) == _der(EC_LEAF.cert)
+    assert header["alg"] == "ES256" and base64.b64decode(header["x5c"][0]) == der(EC_LEAF.cert)
     params = _verify(token, expected_client_id=SAN_CLIENT_ID)
     assert params["client_id"] == "x509_san_dns:verifier.example" and params["nonce"] == "n-0S6_WzA2Mj"
     # the root may be sent too; the DNS name matches whatever its case
@@ -235,13 +128,13 @@ def test_x5c_limits_at_the_edge() -> None:
     leaf_key = jose.load_key(jwk, cache=False).private_key
     assert isinstance(leaf_key, ec.EllipticCurvePrivateKey)
     deep = Leaf(jwk, _cert(leaf_key, "deep", issuer, ca=False, san=[HOST]))
-    five = [_b64(deep.cert), *(_b64(c) for c in chain)]
+    five = [b64(deep.cert), *(b64(c) for c in chain)]
     assert len(five) == ro.X5C_MAX_CERTS == 5
     assert _verify(_sign(_claims(), deep, x5c=five))
     with pytest.raises(ro.RequestObjectError, match="more than 5 certificates"):
-        _verify(_sign(_claims(), deep, x5c=[*five, _b64(PKI.root)]))
+        _verify(_sign(_claims(), deep, x5c=[*five, b64(PKI.root)]))
     # a leaf of exactly X5C_MAX_CERT_CHARS base64 characters is accepted, one byte more is not
-    fitted = {len(_b64(leaf.cert)): leaf for leaf in _padded_leaves()}
+    fitted = {len(b64(leaf.cert)): leaf for leaf in _padded_leaves()}
     edge = fitted[ro.X5C_MAX_CERT_CHARS]
     assert _verify(_sign(_claims(edge.hash_client_id), edge))
     over = next(leaf for n, leaf in fitted.items() if n > ro.X5C_MAX_CERT_CHARS)
@@ -255,15 +148,15 @@ def _padded_leaves() -> list[Leaf]:
     target = ro.X5C_MAX_CERT_CHARS // 4 * 3
     issuer = (PKI.int_key, PKI.intermediate.subject)
     leaves: list[Leaf] = []
-    pad = target - len(_der(PKI.leaf("OKP", san=()).cert))
+    pad = target - len(der(PKI.leaf("OKP", san=()).cert))
     for _ in range(60):
         jwk = jose.generate_ed25519()
         key = jose.load_key(jwk, cache=False).private_key
         assert isinstance(key, ed25519.Ed25519PrivateKey)
         leaf = Leaf(jwk, _cert(key, "verifier", issuer, ca=False, padding=b"\0" * pad))
         leaves.append(leaf)
-        size = len(_der(leaf.cert))
-        sizes = {len(_b64(x.cert)) for x in leaves}
+        size = len(der(leaf.cert))
+        sizes = {len(b64(x.cert)) for x in leaves}
         if ro.X5C_MAX_CERT_CHARS in sizes and max(sizes) > ro.X5C_MAX_CERT_CHARS:
             return leaves
         # aim at the last byte that still fits, then one past it
@@ -274,7 +167,7 @@ def _padded_leaves() -> list[Leaf]:
 # ---------------------------------------------------------------------------------------------
 # request_object: what is refused
 
-OTHER_PKI = Pki("Someone Else's Root")
+OTHER_PKI = Pki(T0, HOST, "Someone Else's Root")
 OTHER_LEAF = OTHER_PKI.leaf("EC")
 CA_AS_LEAF = Leaf(jose.generate_ec_p256(), PKI.intermediate)  # its key is not the jwk: alg fits
 
@@ -315,14 +208,14 @@ def _under_expired_intermediate() -> str:
     key = jose.load_key(jwk, cache=False).private_key
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     leaf = _cert(key, "verifier", (EXPIRED_INT_KEY, EXPIRED_INT.subject), ca=False, san=[HOST])
-    return _sign(_claims(), Leaf(jwk, leaf), x5c=[_b64(leaf), _b64(EXPIRED_INT)])
+    return _sign(_claims(), Leaf(jwk, leaf), x5c=[b64(leaf), b64(EXPIRED_INT)])
 
 
 def _url_safe_x5c() -> list[str]:
-    std = _b64(EC_LEAF.cert)
-    url = jose.b64u_encode(_der(EC_LEAF.cert))
+    std = b64(EC_LEAF.cert)
+    url = jose.b64u_encode(der(EC_LEAF.cert))
     assert url != std  # a DER certificate of this size always holds a '+' or '/' somewhere
-    return [url, _b64(PKI.intermediate)]
+    return [url, b64(PKI.intermediate)]
 
 
 def _tampered() -> str:
@@ -337,18 +230,18 @@ def _tampered() -> str:
         # the chain
         (_sign(_claims(), OTHER_LEAF, x5c=OTHER_PKI.x5c(OTHER_LEAF)), "does not validate to a trust anchor"),
         (
-            _sign(_claims(), OTHER_LEAF, x5c=[*OTHER_PKI.x5c(OTHER_LEAF), _b64(OTHER_PKI.root)]),
+            _sign(_claims(), OTHER_LEAF, x5c=[*OTHER_PKI.x5c(OTHER_LEAF), b64(OTHER_PKI.root)]),
             "trust anchor",
         ),
         (
-            _sign(_claims(), x5c=[_b64(EC_LEAF.cert)]),
+            _sign(_claims(), x5c=[b64(EC_LEAF.cert)]),
             "does not validate to a trust anchor",
         ),  # no intermediate
         (_sign(_claims(), EXPIRED), "leaf certificate is expired or not yet valid"),
         (_sign(_claims(), NOT_YET), "leaf certificate is expired or not yet valid"),
         (_under_expired_intermediate(), "does not validate to a trust anchor"),
         (_sign(_claims(), NO_SIGNING), "key usage does not allow signing"),
-        (_sign(_claims(CA_AS_LEAF.hash_client_id), CA_AS_LEAF, x5c=[_b64(PKI.intermediate)]), "trust anchor"),
+        (_sign(_claims(CA_AS_LEAF.hash_client_id), CA_AS_LEAF, x5c=[b64(PKI.intermediate)]), "trust anchor"),
         # x5c itself
         (_sign(_claims(), x5c=[]), "non-empty array"),
         (_forged("MIIB"), "non-empty array"),
@@ -368,7 +261,7 @@ def _tampered() -> str:
         (_sign(_claims("x509_san_dns:https://verifier.example")), "must be a DNS name"),
         (_sign(_claims(ED_LEAF.hash_client_id), EC_LEAF), "x509_hash does not match"),
         (
-            _sign(_claims(ro.X509_HASH_PREFIX + ro.x509_hash(_der(PKI.intermediate)))),
+            _sign(_claims(ro.X509_HASH_PREFIX + ro.x509_hash(der(PKI.intermediate)))),
             "x509_hash does not match",
         ),
         (_sign(_claims("x509_hash:")), "x509_hash does not match"),
@@ -437,11 +330,11 @@ def test_client_id_and_wallet_nonce_are_checked_as_for_did_verifiers() -> None:
 
 
 def test_load_trust_anchors() -> None:
-    both = ro.load_trust_anchors(_pem(PKI.root, OTHER_PKI.root))
+    both = ro.load_trust_anchors(pem(PKI.root, OTHER_PKI.root))
     assert [c.subject for c in both] == [PKI.root.subject, OTHER_PKI.root.subject]
-    assert ro.load_trust_anchors(_pem(PKI.root).decode()) == [PKI.root]
+    assert ro.load_trust_anchors(pem(PKI.root).decode()) == [PKI.root]
     with pytest.raises(ro.RequestObjectError, match="not a CA certificate"):
-        ro.load_trust_anchors(_pem(PKI.root, EC_LEAF.cert))
+        ro.load_trust_anchors(pem(PKI.root, EC_LEAF.cert))
     with pytest.raises(ro.RequestObjectError, match="PEM certificates"):
         ro.load_trust_anchors(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
     for nothing in (b"", "no certificate here"):
@@ -466,19 +359,19 @@ def test_wallet_keeps_trust_anchors_encrypted(tmp_path: Path) -> None:
         WalletError, match="presentation request refused: x509_san_dns verifiers need trust anchors"
     ):
         wallet.verify_request(_sign(_claims()))
-    (added,) = wallet.add_trust_anchors(_pem(PKI.root))
+    (added,) = wallet.add_trust_anchors(pem(PKI.root))
     assert added.subject == "CN=Civitas Test Root" and added.not_after == int((T0 + 365 * DAY).timestamp())
     assert added.fingerprint == PKI.root.fingerprint(hashes.SHA256()).hex()
-    assert wallet.add_trust_anchors(_pem(PKI.root, OTHER_PKI.root)) == [wallet.trust_anchors()[1]]
+    assert wallet.add_trust_anchors(pem(PKI.root, OTHER_PKI.root)) == [wallet.trust_anchors()[1]]
     assert wallet.verify_request(_sign(_claims()), request_uri=f"https://{HOST}/request")["state"] == "s-1"
     raw = (tmp_path / "w.json").read_text()
-    assert "BEGIN CERTIFICATE" not in raw and _b64(PKI.root)[:40] not in raw
+    assert "BEGIN CERTIFICATE" not in raw and b64(PKI.root)[:40] not in raw
     again = Wallet.open(tmp_path / "w.json", "correct horse", clock=lambda: NOW)
     assert [a.fingerprint for a in again.trust_anchors()] == [a.fingerprint for a in wallet.trust_anchors()]
     assert again.verify_request(_sign(_claims(ED_LEAF.hash_client_id), ED_LEAF))
     # a leaf is not a CA: nothing is stored
     with pytest.raises(WalletError, match="not a CA certificate"):
-        again.add_trust_anchors(_pem(OTHER_PKI.intermediate, EC_LEAF.cert))
+        again.add_trust_anchors(pem(OTHER_PKI.intermediate, EC_LEAF.cert))
     with pytest.raises(WalletError, match="no PEM certificate"):
         again.add_trust_anchors("")
     assert len(Wallet.open(tmp_path / "w.json", "correct horse").trust_anchors()) == 2
@@ -565,7 +458,7 @@ def test_presenting_to_an_x509_verifier_over_http(tmp_path: Path, engine: sa.Eng
 
     with pytest.raises(WalletError, match="need trust anchors"):
         wallet.fetch_link(verifier.link())
-    wallet.add_trust_anchors(_pem(PKI.root))
+    wallet.add_trust_anchors(pem(PKI.root))
     request = wallet.fetch_link(verifier.link())
     assert request["client_id"] == verifier.client_id
     assert parse_qs(verifier.fetches[-1].content.decode())["wallet_nonce"] == [request["wallet_nonce"]]
@@ -583,7 +476,7 @@ def test_presenting_to_an_x509_verifier_over_http(tmp_path: Path, engine: sa.Eng
 def test_wallet_refuses_an_x509_verifier_it_does_not_trust_over_http(tmp_path: Path) -> None:
     stranger = X509Verifier(OTHER_LEAF, SAN_CLIENT_ID)
     wallet = _wallet(tmp_path, httpx.Client(transport=httpx.MockTransport(stranger)))
-    wallet.add_trust_anchors(_pem(PKI.root))
+    wallet.add_trust_anchors(pem(PKI.root))
     with pytest.raises(WalletError, match="presentation request refused: x5c does not validate"):
         wallet.fetch_link(stranger.link("get"))
     # a trusted leaf naming another client in the link is refused as for did:key verifiers
