@@ -343,6 +343,87 @@ def test_load_trust_anchors() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# RequestSigner.x509: the verifier's side
+
+
+def _params(client_id: str, **override: Any) -> dict[str, Any]:
+    return {k: v for k, v in _claims(client_id, **override).items() if k not in ("iss", "aud", "iat", "exp")}
+
+
+def test_signer_x509_san_dns_round_trips_through_the_wallet_checks() -> None:
+    signer = ro.RequestSigner.x509(EC_LEAF.jwk, PKI.chain(EC_LEAF))
+    assert signer.client_id == SAN_CLIENT_ID and signer.prefix == "x509_san_dns" and signer.alg == "ES256"
+    token = ro.sign_request(_params(signer.client_id), signer, iat=NOW, exp=NOW + 300)
+    header = json.loads(jose.b64u_decode(token.split(".")[0]))
+    assert header == {"typ": ro.TYP, "alg": "ES256", "x5c": PKI.x5c(EC_LEAF)}
+    params = _verify(token, expected_client_id=SAN_CLIENT_ID)
+    assert (
+        params["iss"] == SAN_CLIENT_ID and params["aud"] == ro.SELF_ISSUED_AUD and params["exp"] == NOW + 300
+    )
+    # the chain may end with the root; the DNS name is picked among the leaf's names, in any case
+    two = PKI.leaf("OKP", san=("other.example", HOST))
+    named = ro.RequestSigner.x509(two.jwk, [*PKI.chain(two), PKI.root], dns_name=HOST.upper())
+    assert named.client_id == SAN_CLIENT_ID and named.alg == "EdDSA" and len(named.header["x5c"]) == 3
+    assert _verify(ro.sign_request(_params(named.client_id), named, iat=NOW, exp=NOW + 1))
+    # without a name the leaf's first one is used
+    assert ro.RequestSigner.x509(two.jwk, PKI.chain(two)).client_id == "x509_san_dns:other.example"
+
+
+def test_signer_x509_hash_needs_no_name() -> None:
+    bare = PKI.leaf("OKP", san=())
+    signer = ro.RequestSigner.x509(bare.jwk, PKI.chain(bare), prefix="x509_hash")
+    assert signer.client_id == bare.hash_client_id and signer.prefix == "x509_hash"
+    token = ro.sign_request(_params(signer.client_id), signer, iat=NOW, exp=NOW + 300)
+    assert _verify(token)["client_id"] == bare.hash_client_id
+
+
+def test_signer_x509_takes_five_certificates_and_no_more() -> None:
+    sub_key = ec.generate_private_key(ec.SECP256R1())
+    subs: list[x509.Certificate] = []
+    issuer: tuple[PrivateKey, x509.Name] = PKI.issuer
+    for i in range(3):
+        subs.insert(0, _cert(sub_key, f"Sub CA {i}", issuer, ca=True))
+        issuer = (sub_key, subs[0].subject)
+    jwk = jose.generate_ec_p256()
+    key = jose.load_key(jwk, cache=False).private_key
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    leaf = _cert(key, "deep", issuer, ca=False, san=[HOST])
+    five = [leaf, *subs, PKI.intermediate]
+    assert len(ro.RequestSigner.x509(jwk, five).header["x5c"]) == ro.X5C_MAX_CERTS
+    with pytest.raises(ro.RequestObjectError, match="1 to 5 certificates"):
+        ro.RequestSigner.x509(jwk, [*five, PKI.root])
+    with pytest.raises(ro.RequestObjectError, match="1 to 5 certificates"):
+        ro.RequestSigner.x509(jwk, [])
+
+
+NO_SAN = PKI.leaf("EC", san=())
+WILDCARD = PKI.leaf("EC", san=("*.example",))
+SIGNER_REFUSALS = [
+    ((EC_LEAF.jwk, [EC_LEAF.cert], {"prefix": "redirect_uri"}), "x509_san_dns or x509_hash"),
+    ((jose.generate_ec_p256(), [EC_LEAF.cert], {}), "not the key of the verifier certificate"),
+    ((jose.public_jwk(EC_LEAF.jwk), [EC_LEAF.cert], {}), "not the key of the verifier certificate"),
+    ((EC_LEAF.jwk, [EC_LEAF.cert, PKI.root], {}), "not issued by the next certificate"),
+    ((EC_LEAF.jwk, [EC_LEAF.cert, OTHER_PKI.intermediate], {}), "not issued by the next certificate"),
+    ((EC_LEAF.jwk, [PKI.intermediate, EC_LEAF.cert], {}), "not the key of the verifier certificate"),
+    ((NO_SIGNING.jwk, [NO_SIGNING.cert], {}), "key usage does not allow signing"),
+    (
+        (EC_LEAF.jwk, [EC_LEAF.cert], {"dns_name": "city.example"}),
+        "no DNS subject alternative name 'city.example'",
+    ),
+    ((NO_SAN.jwk, [NO_SAN.cert], {}), "needs a certificate with a DNS subject alternative name"),
+    ((WILDCARD.jwk, [WILDCARD.cert], {}), "not a DNS name a wallet accepts"),
+    ((jose.generate_ec_p256(), [P384_CERT], {}), "certificate.s key: unsupported key type"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), SIGNER_REFUSALS)
+def test_signer_x509_refuses_what_a_wallet_would(args: tuple[Any, Any, dict[str, Any]], message: str) -> None:
+    jwk, chain, options = args
+    with pytest.raises(ro.RequestObjectError, match=message):
+        ro.RequestSigner.x509(jwk, chain, **options)
+
+
+# ---------------------------------------------------------------------------------------------
 # the wallet: anchors in its encrypted state, and the HTTP path
 
 
