@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -149,6 +150,26 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_verifier_csr(args: argparse.Namespace) -> int:
+    from civitas.verifier_cert import VerifierCertificateError, certificate_request, key_path
+
+    settings = Settings()
+    dns = args.dns or urllib.parse.urlsplit(settings.issuer).hostname or ""
+    try:
+        csr, made = certificate_request(settings, dns, args.key_type)
+    except VerifierCertificateError as exc:
+        err_console.print(f"error: {exc}")
+        return 2
+    sys.stdout.write(csr.decode("ascii"))
+    note = "made" if made else "kept"
+    err_console.print(
+        f"{note} the verifier key {key_path(settings)}; have a CA certify this request for {dns.lower()}, "
+        "then set CIVITAS_VERIFIER_X509_CHAIN to the certificate chain (PEM, leaf first)",
+        soft_wrap=True,  # the key's path stays whole
+    )
+    return 0
+
+
 def openapi_document() -> dict[str, object]:
     import tempfile
 
@@ -220,6 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", default="service", choices=("service", "log"))
     p.set_defaults(func=cmd_keys_rotate)
+    p = ksub.add_parser(
+        "verifier-csr",
+        help="certificate signing request for the verifier's X.509 identity (OpenID4VP x509_san_dns)",
+        description="Print a PEM certificate signing request for the OpenID4VP verifier; makes its key "
+        "(0600) on first use.",
+    )
+    p.add_argument("--dns", default=None, help="the DNS name to certify (default: the public URL's host)")
+    p.add_argument("--key-type", default="p256", choices=("p256", "ed25519"))
+    p.set_defaults(func=cmd_keys_verifier_csr)
 
     p = sub.add_parser(
         "openapi", help="write the OpenAPI document", description="Write the OpenAPI document."

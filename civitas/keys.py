@@ -37,15 +37,19 @@ def _unb64u(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _write_private(path: Path, payload: dict[str, Any]) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write atomically with mode 0600 from the first byte."""
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _write_private(path: Path, payload: dict[str, Any]) -> None:
+    write_private(path, json.dumps(payload).encode())
 
 
 @dataclass(frozen=True)

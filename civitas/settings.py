@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +25,14 @@ class Settings(BaseSettings):
     # Production keys may come from the environment instead of the data dir.
     signing_key: SecretStr | None = Field(default=None, description="base64url Ed25519 seed")
     log_level: str = "info"
+    # OpenID4VP verifier identity: with a certificate chain (PEM, leaf first, then intermediates)
+    # Request Objects are signed as x509_san_dns:<public_url host> (or x509_hash), else as the
+    # service's did:key. See civitas/verifier_cert.py and `civitas keys verifier-csr`.
+    verifier_x509_chain: Path | None = Field(default=None, description="PEM certificate chain, leaf first")
+    verifier_x509_key: Path | None = Field(
+        default=None, description="PEM key of the leaf (default: keys/verifier-x509-key.pem in the data dir)"
+    )
+    verifier_client_id_prefix: Literal["x509_san_dns", "x509_hash"] = "x509_san_dns"
     # Rewards: accepted personal readings earn `rate` micro-units per reading of their category,
     # paid from the city's incentive ledger account. No account id: rewards are off.
     reward_incentive_account_id: int | None = Field(default=None, ge=1, lt=1 << 128)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from civitas import cli
 
@@ -21,6 +22,7 @@ SUBCOMMANDS = [
     ["keys"],
     ["keys", "show"],
     ["keys", "rotate"],
+    ["keys", "verifier-csr"],
     ["openapi"],
     ["wallet", "trust"],
     ["wallet", "trust", "add"],
@@ -100,6 +102,26 @@ def test_keys_show_and_rotate_print_ids_only(env: Path, capsys: pytest.CaptureFi
     capsys.readouterr()
     cli.main(["keys", "show"])
     assert "retired" in capsys.readouterr().out
+
+
+def test_keys_verifier_csr(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CIVITAS_PUBLIC_URL", "https://city.example/civitas")
+    assert cli.main(["keys", "verifier-csr"]) == 0
+    out = capsys.readouterr()
+    csr = x509.load_pem_x509_csr(out.out.encode())
+    names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["city.example"]  # the public URL's host
+    key = env / "keys" / "verifier-x509-key.pem"
+    assert f"made the verifier key {key};" in out.err and key.stat().st_mode & 0o777 == 0o600
+    assert "PRIVATE KEY" not in out.out
+    assert cli.main(["keys", "verifier-csr", "--dns", "verify.city.example"]) == 0
+    again = capsys.readouterr()
+    assert "kept the verifier key" in again.err
+    assert x509.load_pem_x509_csr(again.out.encode()).public_key() == csr.public_key()
+    assert cli.main(["keys", "verifier-csr", "--dns", "*.city.example"]) == 2
+    assert "not a DNS name" in capsys.readouterr().err
 
 
 def test_migrate_reports_heads(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from civitas.auth import PUBLIC_CLIENT_IDS, Principal, require_scope, sign_jwt
 from civitas.errors import ProblemError
 from civitas.ratelimit import RATE_LIMITED_RESPONSE, RateLimiter, rate_limited
+from civitas.verifier_cert import load_signer
 from identity import eligibility, request_object, status_list
 from identity.issuer import BBS_FORMAT, Issuer
 from identity.sessions import CitizenSessions, SessionError
@@ -92,16 +93,17 @@ def setup(app: FastAPI) -> None:
         clock=lambda: clock() // 1_000_000_000,
         authoritative=lambda uri: uri.startswith(status_base),
     )
+    settings = app.state.settings
     config = VerifierConfig(
         response_uri=f"{base}/identity/presentation-responses",
         request_uri_base=f"{base}/identity/presentation-requests",
         signing_jwk=issuer.config.signing_jwk,  # the service key; its did:key is the client_id
+        x509_signer=load_signer(settings),  # unless a certificate is configured
     )
     app.state.identity_trusted = trusted
     app.state.identity_rules = rules
     verifier = Verifier(engine, config, trusted, rules=rules, status_checker=checker, clock=clock)
     app.state.identity_verifier = verifier
-    settings = app.state.settings
     if not hasattr(app.state, "rate_limiters"):
         app.state.rate_limiters = {}
     app.state.rate_limiters[SIGN_IN_LIMIT] = RateLimiter(

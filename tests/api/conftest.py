@@ -68,3 +68,9 @@ def token_for(client: TestClient, register_client: RegisterClient) -> TokenFor:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def agency(token_for: TokenFor) -> dict[str, str]:
+    """Headers of an agency that verifies presentations (scope identity:verify)."""
+    return bearer(token_for("identity:verify"))

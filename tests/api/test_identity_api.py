@@ -20,31 +20,19 @@ from identity.issuer import PRE_AUTH_GRANT, make_proof
 from identity.wallet import Wallet, WalletError, parse_authorization_request
 
 from .conftest import BASE_URL, bearer
+from .identity_support import CLAIMS, identity_settings
 
-CLAIMS: dict[str, Any] = {
-    "given_name": "Ada",
-    "family_name": "Lovelace",
-    "birthdate": "1950-12-10",
-    "address": {"street_address": "1 Main St", "locality": "Civitas", "postal_code": "10001"},
-}
 SENIOR = 'senior_fare = resident_of == "civitas" and age_over_65'
 
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data", database_url=db_url, public_url=BASE_URL, max_body_bytes=256 * 1024
-    )
+    return identity_settings(tmp_path, db_url)
 
 
 @pytest.fixture
 def staff(token_for: Any) -> dict[str, str]:
     return bearer(token_for("identity:issue"))
-
-
-@pytest.fixture
-def agency(token_for: Any) -> dict[str, str]:
-    return bearer(token_for("identity:verify"))
 
 
 def _offer(client: TestClient, staff: dict[str, str], claims: dict[str, Any] = CLAIMS) -> dict[str, Any]:

@@ -16,68 +16,23 @@ from fastapi.testclient import TestClient
 
 from civitas.routers.oid4vp import MAX_FORM_FIELDS, MAX_REQUEST_URI_BODY_BYTES
 from civitas.settings import Settings
-from identity import jose, request_object
+from identity import request_object
 from identity import tables as t
 from identity.verifier import MAX_WALLET_METADATA_CHARS
 from identity.wallet import WALLET_METADATA, Wallet, WalletError, parse_request_link
 
 from .conftest import BASE_URL, bearer
-
-CLAIMS: dict[str, Any] = {
-    "given_name": "Ada",
-    "family_name": "Lovelace",
-    "birthdate": "1950-12-10",
-    "address": {"street_address": "1 Main St", "locality": "Civitas", "postal_code": "10001"},
-}
-RESIDENT = f"{BASE_URL}/credentials/resident"
-QUERY = {
-    "credentials": [
-        {
-            "id": "res",
-            "format": "dc+sd-jwt",
-            "meta": {"vct_values": [RESIDENT]},
-            "claims": [{"path": ["resident_of"]}],
-        }
-    ]
-}
-FORM = {"content-type": "application/x-www-form-urlencoded"}
+from .identity_support import CLAIMS, FORM, ask, identity_settings, jwt_payload, resident_wallet
 
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data", database_url=db_url, public_url=BASE_URL, max_body_bytes=256 * 1024
-    )
-
-
-@pytest.fixture
-def agency(token_for: Any) -> dict[str, str]:
-    return bearer(token_for("identity:verify"))
+    return identity_settings(tmp_path, db_url)
 
 
 @pytest.fixture
 def wallet(client: TestClient, token_for: Any, tmp_path: Path) -> Wallet:
-    """A wallet holding two copies of a resident SD-JWT VC, on the real HTTP API."""
-    offer = client.post(
-        "/identity/offers",
-        json={"subject_ref": "citizen-42", "claims": CLAIMS},
-        headers=bearer(token_for("identity:issue")),
-    ).json()
-    held = Wallet.create(tmp_path / "wallet.json", "passphrase", kdf_profile="test", http=client)
-    held.receive(offer["credential_offer"], tx_code=offer["tx_code"], batch_size=2)
-    return held
-
-
-def _ask(client: TestClient, agency: dict[str, str]) -> dict[str, Any]:
-    created = client.post("/identity/presentation-requests", json={"dcql_query": QUERY}, headers=agency)
-    assert created.status_code == 201, created.text
-    body: dict[str, Any] = created.json()
-    return body
-
-
-def _payload(jwt: str) -> dict[str, Any]:
-    claims: dict[str, Any] = json.loads(jose.b64u_decode(jwt.split(".")[1]))
-    return claims
+    return resident_wallet(client, token_for, tmp_path / "wallet.json")
 
 
 def _stored(app: FastAPI) -> list[dict[str, Any]]:
@@ -90,7 +45,7 @@ def _stored(app: FastAPI) -> list[dict[str, Any]]:
 def test_link_offers_post_and_the_wallet_uses_it_end_to_end(
     client: TestClient, agency: dict[str, str], wallet: Wallet
 ) -> None:
-    req = _ask(client, agency)
+    req = ask(client, agency)
     link = req["authorization_request_uri"]
     query = parse_qs(urlsplit(link).query)
     assert query["request_uri_method"] == ["post"] and query["request_uri"] == [req["request_uri"]]
@@ -123,10 +78,10 @@ def test_link_offers_post_and_the_wallet_uses_it_end_to_end(
 def test_get_keeps_working_for_wallets_without_post(
     client: TestClient, agency: dict[str, str], wallet: Wallet
 ) -> None:
-    req = _ask(client, agency)
+    req = ask(client, agency)
     served = client.get(req["request_uri"])
     assert served.status_code == 200 and served.headers["content-type"] == request_object.MEDIA_TYPE
-    assert "wallet_nonce" not in _payload(served.text)
+    assert "wallet_nonce" not in jwt_payload(served.text)
     obj = wallet.fetch_request(req["request_uri"], client_id=req["client_id"])  # GET
     assert "wallet_nonce" not in obj
     assert wallet.respond(obj) == {}
@@ -135,15 +90,15 @@ def test_get_keeps_working_for_wallets_without_post(
 def test_post_signs_the_wallet_nonce_in_and_a_replayed_object_is_refused(
     client: TestClient, agency: dict[str, str], wallet: Wallet
 ) -> None:
-    req = _ask(client, agency)
+    req = ask(client, agency)
     answer = client.post(req["request_uri"], data={"wallet_nonce": "qPmxiNFCR3QTm19POc8u"})
     assert answer.status_code == 200 and answer.headers["content-type"] == request_object.MEDIA_TYPE
     assert answer.headers["cache-control"] == "no-store"
-    claims = _payload(answer.text)
+    claims = jwt_payload(answer.text)
     assert claims["wallet_nonce"] == "qPmxiNFCR3QTm19POc8u" and claims["iss"] == req["client_id"]
     # both fields are optional: an empty form gets the plain object
     empty = client.post(req["request_uri"], content=b"", headers=FORM)
-    assert empty.status_code == 200 and "wallet_nonce" not in _payload(empty.text)
+    assert empty.status_code == 200 and "wallet_nonce" not in jwt_payload(empty.text)
     # an object recorded from an earlier exchange does not pass a wallet that sent another nonce
     with pytest.raises(WalletError, match="wallet_nonce differs"):
         wallet.verify_request(answer.text, client_id=req["client_id"], wallet_nonce="another-nonce")
@@ -153,10 +108,10 @@ def test_post_signs_the_wallet_nonce_in_and_a_replayed_object_is_refused(
 
 
 def test_wallet_nonce_limit_at_the_edge(client: TestClient, agency: dict[str, str]) -> None:
-    req = _ask(client, agency)
+    req = ask(client, agency)
     edge = "a" * request_object.WALLET_NONCE_MAX_CHARS
     ok = client.post(req["request_uri"], data={"wallet_nonce": edge})
-    assert ok.status_code == 200 and _payload(ok.text)["wallet_nonce"] == edge
+    assert ok.status_code == 200 and jwt_payload(ok.text)["wallet_nonce"] == edge
     for bad in (edge + "a", "", "has space", "new\nline", "\u00fc"):
         refused = client.post(req["request_uri"], data={"wallet_nonce": bad})
         assert refused.status_code == 400, bad
@@ -168,7 +123,7 @@ def test_wallet_nonce_limit_at_the_edge(client: TestClient, agency: dict[str, st
 def test_bad_wallet_metadata_is_refused_and_changes_nothing(
     client: TestClient, agency: dict[str, str], wallet: Wallet, app: FastAPI
 ) -> None:
-    req = _ask(client, agency)
+    req = ask(client, agency)
     before = _stored(app)
     padding = len(json.dumps({"p": ""}))
     cases: list[tuple[str, int, str]] = [
@@ -208,7 +163,7 @@ def test_bad_wallet_metadata_is_refused_and_changes_nothing(
 
 
 def test_post_body_limits(client: TestClient, agency: dict[str, str], app: FastAPI) -> None:
-    req = _ask(client, agency)
+    req = ask(client, agency)
     uri = req["request_uri"]
     before = _stored(app)
 
@@ -237,7 +192,7 @@ def test_post_body_limits(client: TestClient, agency: dict[str, str], app: FastA
     ok = client.post(
         uri, content=fields.encode(), headers={"content-type": FORM["content-type"] + "; charset=UTF-8"}
     )
-    assert ok.status_code == 200 and _payload(ok.text)["wallet_nonce"] == "n-2"
+    assert ok.status_code == 200 and jwt_payload(ok.text)["wallet_nonce"] == "n-2"
 
 
 def test_post_has_the_get_semantics_for_unknown_and_expired_requests(
@@ -246,7 +201,7 @@ def test_post_has_the_get_semantics_for_unknown_and_expired_requests(
     for path in ("not-hex", "0" * 32):
         gone = client.post(f"/identity/presentation-requests/{path}", data={"wallet_nonce": "n"})
         assert gone.status_code == 404 and gone.json()["error"] == "invalid_request_uri"
-    req = _ask(client, agency)
+    req = ask(client, agency)
     verifier = app.state.identity_verifier
     real_clock = verifier.clock
     try:

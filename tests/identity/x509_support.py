@@ -136,3 +136,25 @@ class Pki:
 
     def chain(self, leaf: Leaf) -> list[x509.Certificate]:
         return [leaf.cert, self.intermediate]
+
+    def certify(self, csr: x509.CertificateSigningRequest) -> x509.Certificate:
+        """What a CA does with a certificate signing request: check its signature, then issue a
+        leaf for its key with its subject and its requested extensions."""
+        assert csr.is_signature_valid
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self.intermediate.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(self.valid[0])
+            .not_valid_after(self.valid[1])
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(csr.public_key()), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.int_key.public_key()), critical=False
+            )
+        )
+        for ext in csr.extensions:
+            builder = builder.add_extension(ext.value, ext.critical)
+        return builder.sign(self.int_key, hashes.SHA256())
