@@ -22,8 +22,10 @@ leaf any extended key usage, and a key usage, where present, that allows signatu
 dNSName SAN of the leaf (exact, case-insensitive, no wildcards) and, as the wallet keeps no list of
 trusted client identifiers, the ``response_uri`` host equal to it; ``x509_hash`` needs the hash of
 the leaf. ``kid``, ``jwk``, ``jku`` and ``x5u`` are refused with an x509 prefix (and ``x5c`` with a
-DID), so the key has exactly one source. Without trust anchors x509 verifiers are refused. A
-service with a certificate signs this way (:meth:`RequestSigner.x509`).
+DID), so the key has exactly one source. Without trust anchors x509 verifiers are refused. Given
+a :class:`~identity.revocation.CrlCache` (the wallet always gives one), every certificate of the
+validated path must also pass its CA's CRL. A service with a certificate signs this way
+(:meth:`RequestSigner.x509`).
 
 The ``redirect_uri`` prefix is not supported: by the specification its requests cannot be signed,
 so a wallet could not authenticate the verifier. Other prefixes are refused too.
@@ -62,7 +64,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from identity import did_key, jose
+from identity import did_key, jose, revocation
 
 __all__ = [
     "CLIENT_ID_PREFIX",
@@ -357,7 +359,12 @@ _CA_POLICY: Final = ExtensionPolicy.webpki_defaults_ca()
 
 
 def _x509_key(
-    header: Mapping[str, Any], prefix: str, value: str, anchors: Sequence[x509.Certificate], now: int
+    header: Mapping[str, Any],
+    prefix: str,
+    value: str,
+    anchors: Sequence[x509.Certificate],
+    now: int,
+    crls: revocation.CrlCache | None,
 ) -> jose.Key:
     """The leaf key of a validated ``x5c`` chain that the ``x509_san_dns``/``x509_hash`` value names."""
     _reject_other_key_sources(header, "x509")
@@ -395,9 +402,14 @@ def _x509_key(
         .build_client_verifier()
     )
     try:
-        verifier.verify(leaf, [cert for _, cert in chain[1:]])
+        path = verifier.verify(leaf, [cert for _, cert in chain[1:]]).chain
     except VerificationError as exc:
         raise RequestObjectError(f"x5c does not validate to a trust anchor: {exc}") from exc
+    if crls is not None:
+        try:
+            revocation.check_path(path, crls, when)
+        except revocation.RevocationError as exc:
+            raise RequestObjectError(f"x5c: {exc}") from exc
     try:
         return jose.load_key(jose.jwk_from_public_key(public), cache=False)
     except jose.JoseFailure as exc:  # pragma: no cover - the key type was checked above
@@ -442,6 +454,7 @@ def verify_request(
     trust_anchors: Sequence[x509.Certificate] = (),
     expected_client_id: str | None = None,
     expected_wallet_nonce: str | None = None,
+    crls: revocation.CrlCache | None = None,
 ) -> dict[str, Any]:
     """Verify a signed Request Object and return its parameters.
 
@@ -449,7 +462,8 @@ def verify_request(
     ``client_id`` prefix, which picks the key: ``decentralized_identifier`` from ``kid`` (a did:key
     verification method naming the same DID), ``x509_san_dns``/``x509_hash`` from the leaf of an
     ``x5c`` chain that validates to ``trust_anchors`` at ``now`` and carries the DNS name / has
-    the hash; the signature (joserfc; EdDSA for Ed25519, ES256 for P-256 keys); when given, the
+    the hash, and, given ``crls``, whose certificates are not revoked (:mod:`identity.revocation`);
+    the signature (joserfc; EdDSA for Ed25519, ES256 for P-256 keys); when given, the
     ``client_id`` of the Authorization Request that carried ``request_uri`` (RFC 9101 section 5);
     when the wallet POSTed a ``wallet_nonce``, the same value in ``wallet_nonce``; ``iss`` (if
     present) = ``client_id``; ``aud`` = ``https://self-issued.me/v2``; ``iat``/``exp`` against
@@ -470,7 +484,7 @@ def verify_request(
             raise RequestObjectError("client_id does not name the key that signed the request")
         key = jose.load_key(jwk, cache=False)
     else:
-        key = _x509_key(header, prefix, value, trust_anchors, now)
+        key = _x509_key(header, prefix, value, trust_anchors, now, crls)
     try:
         # the whole token is already bounded by MAX_REQUEST_CHARS; x5c makes headers large
         _, payload_bytes = jose.verify_compact(token, key, header_limit=MAX_REQUEST_CHARS)

@@ -13,7 +13,9 @@ Requests: an OpenID4VP request enters the wallet only through :meth:`Wallet.fetc
 :meth:`Wallet.fetch_request` (or :meth:`Wallet.verify_request` for a Request Object passed by
 value), which accept nothing but a Request Object signed by the verifier's did:key or by the leaf
 of an X.509 chain that validates to one of the wallet's trust anchors (CA certificates the user
-added with :meth:`Wallet.add_trust_anchors`; :mod:`identity.request_object`). When the link says ``request_uri_method=post`` the wallet POSTs
+added with :meth:`Wallet.add_trust_anchors`; :mod:`identity.request_object`) and whose
+certificates are not revoked by their CAs' CRLs (:mod:`identity.revocation`, fetched over HTTP and
+kept in memory until their ``nextUpdate``). When the link says ``request_uri_method=post`` the wallet POSTs
 its (static, the same for every user) metadata and a fresh ``wallet_nonce``, and refuses a Request
 Object that does not carry that nonce.
 
@@ -42,7 +44,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from identity import dcql, issuer, jose, request_object, sdjwt
+from identity import dcql, issuer, jose, request_object, revocation, sdjwt
 
 __all__ = [
     "WALLET_METADATA",
@@ -258,6 +260,7 @@ class Wallet:
         self._credentials = credentials
         self._anchors = list(trust_anchors)
         self.http = http
+        self._crls = revocation.CrlCache(self._fetch_crl)  # in memory only
 
     # ---------------------------------------------------------------------------------------
     # storage
@@ -564,6 +567,23 @@ class Wallet:
             raise WalletError("this wallet has no HTTP client")
         return self.http
 
+    def _fetch_crl(self, url: str) -> bytes:
+        """A CRL from an X.509 verifier's chain, at most ``revocation.CRL_MAX_BYTES``."""
+        if self.http is None:
+            raise revocation.RevocationError("this wallet has no HTTP client to fetch the CRL")
+        try:
+            with self.http.stream("GET", url, headers={"Accept": "application/pkix-crl"}) as response:
+                if response.status_code != 200:
+                    raise revocation.RevocationError(f"HTTP {response.status_code}")
+                data = bytearray()
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) > revocation.CRL_MAX_BYTES:
+                        raise revocation.RevocationError(f"CRL over {revocation.CRL_MAX_BYTES} bytes")
+        except httpx.HTTPError as exc:
+            raise revocation.RevocationError(f"fetch failed: {exc}") from exc
+        return bytes(data)
+
     def _json(self, response: httpx.Response, step: str) -> dict[str, Any]:
         if response.status_code >= 400:
             try:
@@ -702,6 +722,7 @@ class Wallet:
                 trust_anchors=[a.certificate for a in self._anchors],
                 expected_client_id=client_id,
                 expected_wallet_nonce=wallet_nonce,
+                crls=self._crls,
             )
         except request_object.RequestObjectError as exc:
             raise WalletError(f"presentation request refused: {exc}") from exc

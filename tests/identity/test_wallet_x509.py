@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from identity import did_key, jose, sdjwt
 from identity import request_object as ro
@@ -483,12 +484,17 @@ def test_wallet_metadata_lists_the_x509_prefixes() -> None:
 
 
 class X509Verifier:
-    """A verifier on https://verifier.example that signs with an X.509 leaf (an httpx transport)."""
+    """A verifier on https://verifier.example that signs with an X.509 leaf (an httpx transport);
+    ``crls`` (path -> body) plays its CA's web server."""
 
-    def __init__(self, leaf: Leaf, client_id: str) -> None:
-        self.leaf, self.client_id = leaf, client_id
+    def __init__(
+        self, leaf: Leaf, client_id: str, x5c: list[str] | None = None, crls: dict[str, bytes] | None = None
+    ) -> None:
+        self.leaf, self.client_id, self.x5c = leaf, client_id, x5c
+        self.crls = crls or {}
         self.responses: list[dict[str, str]] = []
         self.fetches: list[httpx.Request] = []
+        self.crl_fetches: list[httpx.Request] = []
 
     def link(self, method: str = "post") -> str:
         query = {
@@ -516,8 +522,13 @@ class X509Verifier:
                     ]
                 },
             )
-            token = _sign(claims, self.leaf)
+            token = _sign(claims, self.leaf, x5c=self.x5c or "chain")
             return httpx.Response(200, content=token, headers={"content-type": ro.MEDIA_TYPE})
+        if request.url.path.endswith(".crl"):
+            self.crl_fetches.append(request)
+            if request.url.path not in self.crls:
+                return httpx.Response(404)
+            return httpx.Response(200, content=self.crls[request.url.path])
         if request.url.path == "/response":
             self.responses.append(form)
             return httpx.Response(200, json={})
@@ -568,3 +579,58 @@ def test_wallet_refuses_an_x509_verifier_it_does_not_trust_over_http(tmp_path: P
     with pytest.raises(WalletError, match="differs from the one in the authorization request"):
         wallet.fetch_link(link)
     assert stranger.responses == [] and trusted.responses == []
+
+
+CRL_PKI = Pki(T0, HOST, "CRL Root", crl_base="http://pki.example")
+
+
+def _der_crl(crl: x509.CertificateRevocationList) -> bytes:
+    return crl.public_bytes(Encoding.DER)
+
+
+def test_wallet_checks_the_verifiers_crls_over_http(tmp_path: Path) -> None:
+    leaf = CRL_PKI.leaf()
+    crls = {"/int.crl": _der_crl(CRL_PKI.crl()), "/root.crl": _der_crl(CRL_PKI.crl(by="root"))}
+    verifier = X509Verifier(leaf, SAN_CLIENT_ID, CRL_PKI.x5c(leaf), crls)
+    wallet = _wallet(tmp_path, httpx.Client(transport=httpx.MockTransport(verifier)))
+    wallet.add_trust_anchors(pem(CRL_PKI.root))
+    assert wallet.fetch_link(verifier.link())["client_id"] == SAN_CLIENT_ID
+    fetched = [(r.method, str(r.url), r.headers["accept"]) for r in verifier.crl_fetches]
+    assert fetched == [
+        ("GET", "http://pki.example/int.crl", "application/pkix-crl"),
+        ("GET", "http://pki.example/root.crl", "application/pkix-crl"),
+    ]
+    wallet.fetch_link(verifier.link())  # the CRLs are kept until their nextUpdate
+    assert len(verifier.crl_fetches) == 2
+
+    # once the CA revokes the leaf, a wallet refuses the verifier before sending anything
+    verifier.crls["/int.crl"] = _der_crl(CRL_PKI.crl([leaf.cert]))
+    fresh = Wallet.open(tmp_path / "w.json", "correct horse", http=wallet.http, clock=lambda: NOW)
+    with pytest.raises(WalletError, match="x5c: certificate 'CN=verifier' is revoked"):
+        fresh.fetch_link(verifier.link())
+    assert verifier.responses == []
+
+
+@pytest.mark.parametrize(
+    ("served", "message"),
+    [
+        (None, "int.crl: HTTP 404"),
+        (b"\0" * (1024 * 1024 + 1), "int.crl: CRL over 1048576 bytes"),
+        (b"<html>not a crl</html>", "int.crl: not a DER or PEM CRL"),
+    ],
+)
+def test_wallet_refuses_when_a_crl_cannot_be_had(tmp_path: Path, served: bytes | None, message: str) -> None:
+    leaf = CRL_PKI.leaf()
+    crls = {"/root.crl": _der_crl(CRL_PKI.crl(by="root"))}
+    if served is not None:
+        crls["/int.crl"] = served
+    verifier = X509Verifier(leaf, SAN_CLIENT_ID, CRL_PKI.x5c(leaf), crls)
+    wallet = _wallet(tmp_path, httpx.Client(transport=httpx.MockTransport(verifier)))
+    wallet.add_trust_anchors(pem(CRL_PKI.root))
+    with pytest.raises(WalletError, match=f"revocation status of 'CN=verifier' unknown .*{message}"):
+        wallet.fetch_link(verifier.link())
+    # without an HTTP client the wallet cannot learn the status either
+    offline = Wallet.open(tmp_path / "w.json", "correct horse", clock=lambda: NOW)
+    token = _sign(_claims(), leaf, x5c=CRL_PKI.x5c(leaf))
+    with pytest.raises(WalletError, match="no HTTP client to fetch the CRL"):
+        offline.verify_request(token)

@@ -45,6 +45,8 @@ def make_cert(
     san: Sequence[str] = (),
     key_usage: bool | None = True,
     padding: bytes = b"",
+    crl_urls: Sequence[str] = (),
+    crl_sign: bool = True,
 ) -> x509.Certificate:
     """A certificate for ``key`` signed by ``issuer`` (self-signed without one)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -73,7 +75,7 @@ def make_cert(
                 data_encipherment=False,
                 key_agreement=False,
                 key_cert_sign=ca,
-                crl_sign=ca,
+                crl_sign=ca and crl_sign,
                 encipher_only=False,
                 decipher_only=False,
             ),
@@ -83,6 +85,11 @@ def make_cert(
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.DNSName(n) for n in san]), critical=False
         )
+    if crl_urls:
+        points = [
+            x509.DistributionPoint([x509.UniformResourceIdentifier(u)], None, None, None) for u in crl_urls
+        ]
+        builder = builder.add_extension(x509.CRLDistributionPoints(points), critical=False)
     if padding:  # an unknown non-critical extension: only makes the certificate bigger
         oid = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1")
         builder = builder.add_extension(x509.UnrecognizedExtension(oid, padding), critical=False)
@@ -108,14 +115,23 @@ class Pki:
     """A root CA and an intermediate CA (both P-256), valid around ``t0``, that issue verifier
     leaves for ``host``."""
 
-    def __init__(self, t0: dt.datetime, host: str, cn: str = "Civitas Test Root") -> None:
+    def __init__(
+        self, t0: dt.datetime, host: str, cn: str = "Civitas Test Root", *, crl_base: str | None = None
+    ) -> None:
         self.valid = (t0 - DAY, t0 + 365 * DAY)
         self.host = host
+        # with crl_base, the intermediate points at the root's CRL and leaves at the intermediate's
+        self.crl_urls = {"root": f"{crl_base}/root.crl", "int": f"{crl_base}/int.crl"} if crl_base else {}
         self.root_key = ec.generate_private_key(ec.SECP256R1())
         self.root = make_cert(self.root_key, cn, ca=True, valid=self.valid)
         self.int_key = ec.generate_private_key(ec.SECP256R1())
         self.intermediate = make_cert(
-            self.int_key, f"{cn} Intermediate", (self.root_key, self.root.subject), ca=True, valid=self.valid
+            self.int_key,
+            f"{cn} Intermediate",
+            (self.root_key, self.root.subject),
+            ca=True,
+            valid=self.valid,
+            crl_urls=[self.crl_urls["root"]] if crl_base else [],
         )
 
     @property
@@ -128,6 +144,7 @@ class Pki:
         key = jose.load_key(jwk, cache=False).private_key
         assert isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
         options.setdefault("valid", self.valid)
+        options.setdefault("crl_urls", [self.crl_urls["int"]] if self.crl_urls else [])
         san = (self.host,) if san is None else san
         return Leaf(jwk, make_cert(key, "verifier", self.issuer, ca=False, san=san, **options))
 
@@ -136,6 +153,39 @@ class Pki:
 
     def chain(self, leaf: Leaf) -> list[x509.Certificate]:
         return [leaf.cert, self.intermediate]
+
+    def crl(
+        self,
+        revoked: Sequence[x509.Certificate] = (),
+        *,
+        by: str = "int",
+        signer: PrivateKey | None = None,
+        this_update: dt.datetime | None = None,
+        next_update: dt.datetime | None = None,
+        extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    ) -> x509.CertificateRevocationList:
+        """A CRL of the intermediate (``by="int"``) or the root listing ``revoked``, current at
+        ``t0`` unless told otherwise, signed by that CA (or by ``signer``)."""
+        key, name = (
+            (self.int_key, self.intermediate.subject) if by == "int" else (self.root_key, self.root.subject)
+        )
+        t0 = self.valid[0] + DAY
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(name)
+            .last_update(this_update or t0 - DAY / 2)
+            .next_update(next_update or t0 + 7 * DAY)
+        )
+        for cert in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(cert.serial_number)
+                .revocation_date(t0 - DAY / 2)
+                .build()
+            )
+        for value, critical in extensions:
+            builder = builder.add_extension(value, critical)
+        return builder.sign(signer or key, hashes.SHA256())
 
     def certify(self, csr: x509.CertificateSigningRequest) -> x509.Certificate:
         """What a CA does with a certificate signing request: check its signature, then issue a
