@@ -232,8 +232,10 @@ def sign_request(params: Mapping[str, Any], signer: RequestSigner, *, iat: int, 
 
 def is_dns_name(value: str) -> bool:
     """Whether ``value`` is a DNS name an ``x509_san_dns`` Client Identifier may carry (no
-    wildcards, no IP address literals, any case)."""
-    return _DNS_NAME.fullmatch(value.lower()) is not None
+    wildcards, no IP address literals, any case). A top-level label is never all digits (RFC
+    3696 section 2), which is what tells ``10.0.0.1`` from a name."""
+    name = value.lower()
+    return _DNS_NAME.fullmatch(name) is not None and not name.rsplit(".", 1)[-1].isdigit()
 
 
 def check_wallet_nonce(value: Any) -> str:

@@ -184,7 +184,11 @@ def test_certificate_request(tmp_path: Path, db_url: str) -> None:
     again, made_again = certificate_request(settings, "city.example", "p256")
     assert not made_again
     assert x509.load_pem_x509_csr(again).public_key() == csr.public_key()
-    for bad, message in (("*.city.example", "not a DNS name"), ("10.0.0.1 x", "not a DNS name")):
+    for bad, message in (
+        ("*.city.example", "not a DNS name"),
+        ("10.0.0.1 x", "not a DNS name"),
+        ("127.0.0.1", "not a DNS name"),  # e.g. the default public URL's host
+    ):
         with pytest.raises(VerifierCertificateError, match=message):
             certificate_request(settings, bad)
     with pytest.raises(VerifierCertificateError, match="key type"):

@@ -260,6 +260,7 @@ def _tampered() -> str:
         (_sign(_claims(), PKI.leaf("EC", san=())), "subject alternative name"),
         (_sign(_claims(), PKI.leaf("EC", san=["*.example"])), "subject alternative name"),
         (_sign(_claims("x509_san_dns:https://verifier.example")), "must be a DNS name"),
+        (_sign(_claims("x509_san_dns:127.0.0.1", response_uri="https://127.0.0.1/r")), "must be a DNS name"),
         (_sign(_claims(ED_LEAF.hash_client_id), EC_LEAF), "x509_hash does not match"),
         (
             _sign(_claims(ro.X509_HASH_PREFIX + ro.x509_hash(der(PKI.intermediate)))),
