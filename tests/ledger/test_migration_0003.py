@@ -11,18 +11,18 @@ from alembic import command
 from nacl.signing import SigningKey
 
 from civitas.db import alembic_config, migrate
-from ledger import Account, AccountFlags, Ledger, LedgerError, Transfer, TransferFlags
+from ledger import BATCH_MAX, Account, AccountFlags, Ledger, LedgerError, Transfer, TransferFlags
 
 F = TransferFlags
 NS = 1_000_000_000
 KEY = SigningKey(bytes(range(32)))
 
 
-def _fill(led: Ledger, now: list[int]) -> list[int]:
+def _fill(led: Ledger, now: list[int], bulk: int = 0) -> list[int]:
+    """Mixed batches (pending, post, void, a balance limit), then ``bulk`` plain transfers."""
     led.create_accounts([Account(id=i, ledger=1, code=1, user_data_64=(1 << 64) - i) for i in range(1, 7)])
     led.create_accounts([Account(id=7, ledger=1, code=1, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)])
     rng = random.Random(3)
-    ids = []
     next_id = 1
     for k in range(15):
         batch = []
@@ -40,14 +40,23 @@ def _fill(led: Ledger, now: list[int]) -> list[int]:
                 next_id += 1
         led.create_transfers(batch)
         now[0] += NS
-    ids = list(range(1, next_id))
-    return ids
+    for start in range(0, bulk, 1000):
+        plain = []
+        for _ in range(min(1000, bulk - start)):
+            dr, cr = rng.sample(range(1, 7), 2)
+            plain.append(
+                Transfer(id=next_id, debit_account_id=dr, credit_account_id=cr, amount=1, ledger=1, code=3)
+            )
+            next_id += 1
+        led.create_transfers(plain)
+        now[0] += NS
+    return list(range(1, next_id))
 
 
 def _snapshot(led: Ledger, ids: list[int]) -> tuple[object, ...]:
     transfers = led.lookup_transfers(ids)
     histories = [
-        (led.get_account_transfers(a, limit=500), led.get_account_transfers(a, limit=7, reverse=True))
+        (led.get_account_transfers(a, limit=BATCH_MAX), led.get_account_transfers(a, limit=7, reverse=True))
         for a in range(1, 8)
     ]
     leaf_indexes = [led.leaf_index(t.timestamp) for t in transfers]
@@ -62,11 +71,13 @@ def _snapshot(led: Ledger, ids: list[int]) -> tuple[object, ...]:
     )
 
 
-def test_data_survives_the_round_trip_through_the_previous_layout(engine: sa.Engine) -> None:
+# 2,500 plain transfers more: the upgrade then writes its rows in more than one chunk (2,000 ids)
+@pytest.mark.parametrize("bulk", [0, 2_500])
+def test_data_survives_the_round_trip_through_the_previous_layout(engine: sa.Engine, bulk: int) -> None:
     migrate(engine)
     now = [1_700_000_000 * NS]
     led = Ledger(engine, signing_key=KEY, clock=lambda: now[0], create=False)
-    ids = _fill(led, now)
+    ids = _fill(led, now, bulk)
     before = _snapshot(led, ids)
     assert len(before[1]) > 60 and led.audit().ok  # type: ignore[arg-type]
 
@@ -88,7 +99,7 @@ def test_data_survives_the_round_trip_through_the_previous_layout(engine: sa.Eng
     )
     assert res[0].status == 0
     assert again.get_account_transfers(1, limit=1, reverse=True)[0].id == 10_000
-    assert [t.id for t in again.get_account_transfers(2, limit=500)][-1] == 10_000
+    assert [t.id for t in again.get_account_transfers(2, limit=BATCH_MAX)][-1] == 10_000
     assert again.audit().ok
 
 

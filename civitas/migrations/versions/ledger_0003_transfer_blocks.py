@@ -141,6 +141,21 @@ def upgrade() -> None:
             heads[acc] = seq
         group.clear()
 
+    def write_rows() -> None:
+        """Insert the id rows, blocks and history rows gathered so far (the lists are emptied)."""
+        _insert(conn, f"INSERT INTO ledger_transfers (id, timestamp) VALUES ({ph}, {ph})", ids)
+        _insert(
+            conn,
+            f"INSERT INTO ledger_transfer_blocks (first_timestamp, first_leaf_index, transfers) VALUES ({ph}, {ph}, {ph})",
+            blocks,
+        )
+        _insert(
+            conn,
+            f"INSERT INTO ledger_account_history (seq, account_timestamp, batch_timestamp, previous_seq, "
+            f"entries) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
+            history,
+        )
+
     for raw in _rows(conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers_0001 ORDER BY timestamp"):
         i = d.from_db
         row = (i(raw[0]), i(raw[1]), i(raw[2]), int(raw[3]), i(raw[4]), i(raw[5]), int(raw[6]) % _U64,
@@ -160,32 +175,10 @@ def upgrade() -> None:
         group.setdefault(account_ts[row[1]], []).append((ts - group_ts) << 1)
         group.setdefault(account_ts[row[2]], []).append((ts - group_ts) << 1 | 1)
         if len(ids) >= _CHUNK:
-            _insert(conn, f"INSERT INTO ledger_transfers (id, timestamp) VALUES ({ph}, {ph})", ids)
-            _insert(
-                conn,
-                f"INSERT INTO ledger_transfer_blocks (first_timestamp, first_leaf_index, transfers) VALUES ({ph}, {ph}, {ph})",
-                blocks,
-            )
-            _insert(
-                conn,
-                f"INSERT INTO ledger_account_history (seq, account_timestamp, batch_timestamp, "
-                f"previous_seq, entries) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
-                history,
-            )
+            write_rows()
     flush_block()
     flush_group()
-    _insert(conn, f"INSERT INTO ledger_transfers (id, timestamp) VALUES ({ph}, {ph})", ids)
-    _insert(
-        conn,
-        f"INSERT INTO ledger_transfer_blocks (first_timestamp, first_leaf_index, transfers) VALUES ({ph}, {ph}, {ph})",
-        blocks,
-    )
-    _insert(
-        conn,
-        f"INSERT INTO ledger_account_history (seq, account_timestamp, batch_timestamp, previous_seq, "
-        f"entries) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
-        history,
-    )
+    write_rows()
     _insert(
         conn,
         f"UPDATE ledger_balances SET history_head = {ph} WHERE timestamp = {ph}",
