@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,18 +13,20 @@ NOW = 1_767_225_600
 AUD, NONCE = "https://agency.example", "nonce-1"
 
 
+def _issue(key: bc.BBSIssuerKey, **extra: Any) -> tuple[bc.IssuedBBS, bc.NymRequest]:
+    """A resident credential of CLAIMS issued to a fresh holder request."""
+    request = bc.start_request()
+    issued = bc.issue(
+        CLAIMS, key=key, iss="https://city.example", vct="urn:resident", commitment=request.commitment,
+        now_s=NOW, **extra,
+    )  # fmt: skip
+    return issued, request
+
+
 @pytest.fixture(scope="module")
 def setup() -> tuple[bc.BBSIssuerKey, bc.BBSCredential]:
     key = bc.BBSIssuerKey.from_seed(b"\x01" * 32)
-    request = bc.start_request()
-    issued = bc.issue(
-        CLAIMS,
-        key=key,
-        iss="https://city.example",
-        vct="urn:resident",
-        commitment=request.commitment,
-        now_s=NOW,
-    )
+    issued, request = _issue(key)
     # round-trips through JSON, as it travels and is stored
     issued = bc.IssuedBBS.from_json(json.loads(json.dumps(issued.to_json())))
     cred = bc.accept(issued, request)
@@ -149,17 +152,7 @@ STATUS = {"status_list": {"idx": 4711, "uri": "https://city.example/identity/sta
 
 def test_status_reference_is_signed_and_disclosed_only_on_request() -> None:
     key = bc.BBSIssuerKey.from_seed(b"\x04" * 32)
-    request = bc.start_request()
-    issued = bc.issue(
-        CLAIMS,
-        key=key,
-        iss="https://city.example",
-        vct="urn:resident",
-        commitment=request.commitment,
-        now_s=NOW,
-        status=STATUS,
-    )
-    cred = bc.accept(issued, request)
+    cred = bc.accept(*_issue(key, status=STATUS))
     assert cred.status == STATUS and "status" in cred.names
     plain = _verify(key, bc.present(cred, ["resident_of"], audience=AUD, nonce=NONCE))
     assert "status" not in plain.claims and plain.status is None
