@@ -187,7 +187,7 @@ class RequestSigner:
             leaf_jwk = jose.jwk_from_public_key(leaf.public_key())
         except jose.JoseFailure as exc:
             raise RequestObjectError(f"the verifier certificate's key: {exc}") from exc
-        if not key.is_private or jose.public_jwk(jwk) != jose.public_jwk(leaf_jwk):
+        if not key.is_private or dict(key.as_dict(private=False)) != leaf_jwk:
             raise RequestObjectError("the private key is not the key of the verifier certificate")
         for cert, issuer in itertools.pairwise(chain):
             try:
