@@ -7,14 +7,25 @@ verifier-csr``), has a CA issue the certificate for the public host, and points
 signs as ``x509_san_dns:<public_url host>`` (or ``x509_hash:`` with
 ``CIVITAS_VERIFIER_CLIENT_ID_PREFIX``); without a chain it signs as its did:key. Every check a
 wallet would make of the chain and key is made when the service starts.
+
+Revocation and expiry are checked then too. Each certificate of the chain whose issuer the chain
+also holds is checked against the CRLs it names, as a wallet would: a revoked one stops the
+service; a CRL the service cannot fetch or use is only logged (wallets, on another network, may
+reach it). A chain that expires within :data:`RENEW_WITHIN_S` is logged as a warning, and once it
+has expired the service refuses new presentation requests (503) until it is renewed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import itertools
+import logging
 import urllib.parse
 from pathlib import Path
 from typing import Final
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -23,12 +34,23 @@ from joserfc.jwk import ECKey, OKPKey
 
 from civitas.keys import write_private
 from civitas.settings import Settings
-from identity import request_object
+from identity import request_object, revocation
 
-__all__ = ["KEY_TYPES", "VerifierCertificateError", "certificate_request", "key_path", "load_signer"]
+__all__ = [
+    "KEY_TYPES",
+    "RENEW_WITHIN_S",
+    "VerifierCertificateError",
+    "certificate_request",
+    "key_path",
+    "load_signer",
+]
 
 KEY_TYPES: Final = ("p256", "ed25519")
+RENEW_WITHIN_S: Final = 30 * 86_400
+CRL_FETCH_TIMEOUT_S: Final = 5.0
 _PEM_MAX_BYTES: Final = 64 * 1024
+
+log = logging.getLogger("civitas.verifier_cert")
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -65,8 +87,13 @@ def _load_key(path: Path) -> PrivateKey:
     raise VerifierCertificateError(f"the verifier key {path} must be P-256 or Ed25519")
 
 
-def load_signer(settings: Settings) -> request_object.RequestSigner | None:
-    """The X.509 Request Object signer the settings configure; None without a chain (did:key)."""
+def load_signer(
+    settings: Settings, *, now: int, fetch: revocation.Fetch | None = None
+) -> request_object.RequestSigner | None:
+    """The X.509 Request Object signer the settings configure; None without a chain (did:key).
+
+    ``now`` is Unix seconds; ``fetch`` gets a CRL by URL (default: HTTP with a short timeout).
+    """
     if settings.verifier_x509_chain is None:
         return None
     data = _read(settings.verifier_x509_chain, "certificate chain")
@@ -80,11 +107,47 @@ def load_signer(settings: Settings) -> request_object.RequestSigner | None:
     jwk = ECKey.import_key(key) if isinstance(key, ec.EllipticCurvePrivateKey) else OKPKey.import_key(key)
     host = urllib.parse.urlsplit(settings.issuer).hostname
     try:
-        return request_object.RequestSigner.x509(
-            jwk.as_dict(private=True), chain, prefix=settings.verifier_client_id_prefix, dns_name=host
+        signer = request_object.RequestSigner.x509(
+            jwk.as_dict(private=True),
+            chain,
+            prefix=settings.verifier_client_id_prefix,
+            dns_name=host,
+            now=now,
         )
     except request_object.RequestObjectError as exc:
         raise VerifierCertificateError(f"verifier certificate: {exc}") from exc
+    _check_revocation(chain, now, fetch)
+    expires = min(c.not_valid_after_utc for c in chain)
+    if expires.timestamp() - now < RENEW_WITHIN_S:
+        log.warning(
+            "the verifier certificate chain expires at %s: renew it (civitas keys verifier-csr)",
+            expires.isoformat(),
+        )
+    return signer
+
+
+def _check_revocation(chain: list[x509.Certificate], now: int, fetch: revocation.Fetch | None) -> None:
+    """Stop on a revoked certificate of the chain; log a status that cannot be established."""
+    pairs = [(c, i) for c, i in itertools.pairwise(chain) if revocation.distribution_points(c)]
+    if not pairs:
+        return
+    http: httpx.Client | None = None
+    if fetch is None:
+        http = httpx.Client(timeout=CRL_FETCH_TIMEOUT_S)
+        fetch = functools.partial(revocation.http_fetch, http)
+    crls = revocation.CrlCache(fetch)
+    when = dt.datetime.fromtimestamp(now, dt.UTC)
+    try:
+        for cert, issuer in pairs:
+            try:
+                revocation.check_path([cert, issuer], crls, when)
+            except revocation.Revoked as exc:
+                raise VerifierCertificateError(f"verifier certificate: {exc}; wallets refuse it") from exc
+            except revocation.RevocationError as exc:
+                log.warning("verifier certificate: %s; wallets that cannot fetch it either will refuse", exc)
+    finally:
+        if http is not None:
+            http.close()
 
 
 def certificate_request(settings: Settings, dns_name: str, key_type: str = "p256") -> tuple[bytes, bool]:

@@ -137,6 +137,8 @@ class RequestSigner:
     client_id: str
     jwk: Mapping[str, Any] = field(repr=False)  # private
     header: Mapping[str, Any]
+    # A certificate chain's common validity period (Unix seconds, inclusive); None for a did:key.
+    valid: tuple[int, int] | None = None
 
     @property
     def prefix(self) -> str:
@@ -146,6 +148,17 @@ class RequestSigner:
     @property
     def alg(self) -> str:
         return str(self.header["alg"])
+
+    def check_valid(self, when: int) -> None:
+        """Refuse to sign at ``when`` (Unix seconds) if a certificate of the chain is not valid
+        then: a wallet would refuse the Request Object."""
+        if self.valid is None:
+            return
+        start, end = self.valid
+        if when > end:
+            raise RequestObjectError(f"the verifier certificate chain expired at {_utc(end)}; renew it")
+        if when < start:
+            raise RequestObjectError(f"the verifier certificate chain is not valid before {_utc(start)}")
 
     @classmethod
     def did_key(cls, jwk: Mapping[str, Any]) -> RequestSigner:
@@ -162,6 +175,7 @@ class RequestSigner:
         *,
         prefix: str = X509_SAN_DNS_PREFIX[:-1],
         dns_name: str | None = None,
+        now: int,
     ) -> RequestSigner:
         """Sign as ``x509_san_dns:<dns_name>`` (default: the leaf's first DNS name) or
         ``x509_hash:<leaf hash>`` with the private JWK (P-256 or Ed25519) of ``chain[0]``.
@@ -169,7 +183,8 @@ class RequestSigner:
         ``chain`` is the leaf and then its intermediates, each issued by the next (the root may be
         left out: wallets hold it). Everything a wallet would refuse is refused here, when the
         service starts: a key that is not the leaf's, a broken chain, a leaf whose key usage
-        forbids signing, a ``dns_name`` the leaf does not carry, chains over the x5c limits.
+        forbids signing, a ``dns_name`` the leaf does not carry, chains over the x5c limits, a
+        certificate that is not valid at ``now`` (Unix seconds).
         """
         if prefix not in CLIENT_ID_PREFIXES[1:]:
             raise RequestObjectError(
@@ -216,7 +231,13 @@ class RequestSigner:
             if not is_dns_name(name):
                 raise RequestObjectError(f"{name!r} is not a DNS name a wallet accepts")
             client_id = X509_SAN_DNS_PREFIX + name
-        return cls(client_id, jwk, {"typ": TYP, "alg": jose.default_alg(key), "x5c": x5c})
+        valid = (
+            max(int(c.not_valid_before_utc.timestamp()) for c in chain),
+            min(int(c.not_valid_after_utc.timestamp()) for c in chain),
+        )
+        signer = cls(client_id, jwk, {"typ": TYP, "alg": jose.default_alg(key), "x5c": x5c}, valid)
+        signer.check_valid(now)
+        return signer
 
 
 def sign_request(params: Mapping[str, Any], signer: RequestSigner, *, iat: int, exp: int) -> str:
@@ -225,9 +246,14 @@ def sign_request(params: Mapping[str, Any], signer: RequestSigner, *, iat: int, 
         raise RequestObjectError("client_id of the request does not name the signing key")
     if exp <= iat:
         raise RequestObjectError("a request object must expire after it is issued")
+    signer.check_valid(iat)
     payload = {**params, "iss": signer.client_id, "aud": SELF_ISSUED_AUD, "iat": iat, "exp": exp}
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return jose.sign_compact(signer.header, body, signer.jwk)
+
+
+def _utc(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def is_dns_name(value: str) -> bool:

@@ -15,8 +15,9 @@ each way), no delta CRL, and an issuing distribution point, if any, that neither
 covers only some reasons, and whose scope (user or CA certificates) includes the certificate.
 No other critical extension is accepted.
 
-:class:`CrlCache` fetches through an injected function (the wallet's HTTP client) and keeps each
-CRL until its ``nextUpdate``, so a verifier's chain costs at most one fetch per CRL and period.
+:class:`CrlCache` fetches through an injected function (:func:`http_fetch` over an HTTP client) and
+keeps each CRL until its ``nextUpdate``, so a verifier's chain costs at most one fetch per CRL and
+period. The service checks its own verifier chain the same way when it starts.
 """
 
 from __future__ import annotations
@@ -27,10 +28,20 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Final
 
+import httpx
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
-__all__ = ["CRL_CACHE_MAX", "CRL_MAX_BYTES", "CrlCache", "RevocationError", "check_path"]
+__all__ = [
+    "CRL_CACHE_MAX",
+    "CRL_MAX_BYTES",
+    "CrlCache",
+    "RevocationError",
+    "Revoked",
+    "check_path",
+    "distribution_points",
+    "http_fetch",
+]
 
 CRL_MAX_BYTES: Final = 1024 * 1024
 CRL_CACHE_MAX: Final = 64
@@ -42,6 +53,26 @@ Fetch = Callable[[str], bytes]
 
 class RevocationError(ValueError):
     """A certificate is revoked, or its revocation status cannot be established."""
+
+
+class Revoked(RevocationError):
+    """A current CRL of its issuer lists the certificate."""
+
+
+def http_fetch(http: httpx.Client, url: str) -> bytes:
+    """GET a CRL over ``http``, refusing bodies over :data:`CRL_MAX_BYTES` while they stream in."""
+    try:
+        with http.stream("GET", url, headers={"Accept": "application/pkix-crl"}) as response:
+            if response.status_code != 200:
+                raise RevocationError(f"HTTP {response.status_code}")
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > CRL_MAX_BYTES:
+                    raise RevocationError(f"CRL over {CRL_MAX_BYTES} bytes")
+    except httpx.HTTPError as exc:
+        raise RevocationError(f"fetch failed: {exc}") from exc
+    return bytes(data)
 
 
 def distribution_points(cert: x509.Certificate) -> list[str]:
@@ -142,7 +173,7 @@ def _status(cert: x509.Certificate, issuer: x509.Certificate, crls: CrlCache, no
             continue
         entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
         if entry is not None:
-            raise RevocationError(f"certificate {cert.subject.rfc4514_string()!r} is revoked")
+            raise Revoked(f"certificate {cert.subject.rfc4514_string()!r} is revoked")
         return
     if problems:
         raise RevocationError(

@@ -447,6 +447,7 @@ class Verifier:
         """
         if (dcql_query is None) == (rule_name is None):
             raise VerifierError("invalid_request", "give either dcql_query or rule_name")
+        self._check_signer(self.clock() // NS)
         if rule_name is not None:
             if self.rules is None:
                 raise VerifierError("invalid_request", "no eligibility rules configured")
@@ -557,12 +558,20 @@ class Verifier:
             except request_object.RequestObjectError as exc:
                 raise VerifierError("invalid_request", str(exc)) from exc
         now_s = self.clock() // NS
+        self._check_signer(now_s)
         return request_object.sign_request(
             params,
             self.signer,
             iat=now_s,
             exp=max(request.expires_ns // NS, now_s + 1),
         )
+
+    def _check_signer(self, now_s: int) -> None:
+        """No request while the verifier certificate is out of date: wallets would refuse it."""
+        try:
+            self.signer.check_valid(now_s)
+        except request_object.RequestObjectError as exc:
+            raise VerifierError("temporarily_unavailable", str(exc), status=503) from exc
 
     def check_wallet_metadata(self, request: PresentationRequest, text: str) -> dict[str, Any]:
         """Parse ``wallet_metadata`` and refuse it when the wallet cannot take part in ``request``.

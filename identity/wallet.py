@@ -571,18 +571,7 @@ class Wallet:
         """A CRL from an X.509 verifier's chain, at most ``revocation.CRL_MAX_BYTES``."""
         if self.http is None:
             raise revocation.RevocationError("this wallet has no HTTP client to fetch the CRL")
-        try:
-            with self.http.stream("GET", url, headers={"Accept": "application/pkix-crl"}) as response:
-                if response.status_code != 200:
-                    raise revocation.RevocationError(f"HTTP {response.status_code}")
-                data = bytearray()
-                for chunk in response.iter_bytes():
-                    data += chunk
-                    if len(data) > revocation.CRL_MAX_BYTES:
-                        raise revocation.RevocationError(f"CRL over {revocation.CRL_MAX_BYTES} bytes")
-        except httpx.HTTPError as exc:
-            raise revocation.RevocationError(f"fetch failed: {exc}") from exc
-        return bytes(data)
+        return revocation.http_fetch(self.http, url)
 
     def _json(self, response: httpx.Response, step: str) -> dict[str, Any]:
         if response.status_code >= 400:

@@ -98,7 +98,7 @@ def setup(app: FastAPI) -> None:
         response_uri=f"{base}/identity/presentation-responses",
         request_uri_base=f"{base}/identity/presentation-requests",
         signing_jwk=issuer.config.signing_jwk,  # the service key; its did:key is the client_id
-        x509_signer=load_signer(settings),  # unless a certificate is configured
+        x509_signer=load_signer(settings, now=clock() // 1_000_000_000),  # unless a certificate is configured
     )
     app.state.identity_trusted = trusted
     app.state.identity_rules = rules
@@ -182,7 +182,12 @@ class PresentationRequestCreated(BaseModel):
     dcql_query: dict[str, Any]
 
 
-@router.post("/identity/presentation-requests", status_code=201, summary="Ask a citizen for a presentation")
+@router.post(
+    "/identity/presentation-requests",
+    status_code=201,
+    summary="Ask a citizen for a presentation",
+    responses={503: {"description": "temporarily-unavailable: the verifier certificate has expired"}},
+)
 def create_presentation_request(
     body: PresentationRequestCreate,
     request: Request,
@@ -315,6 +320,7 @@ def _pending(verifier: Verifier, request_id: str) -> PresentationRequest | JSONR
     responses={
         200: {"content": {request_object.MEDIA_TYPE: {"schema": {"type": "string"}}}},
         404: {"description": "invalid_request_uri: unknown, expired or already answered"},
+        503: {"description": "temporarily_unavailable: the verifier certificate has expired"},
     },
 )
 def get_request_object(request_id: str, request: Request) -> Response:
@@ -322,9 +328,11 @@ def get_request_object(request_id: str, request: Request) -> Response:
     found = _pending(verifier, request_id)
     if isinstance(found, Response):
         return found
-    return Response(
-        verifier.signed_request_object(found), media_type=request_object.MEDIA_TYPE, headers=NO_STORE
-    )
+    try:
+        jwt = verifier.signed_request_object(found)
+    except VerifierError as exc:
+        return _vp_error(exc.status, exc.code, exc.description)
+    return Response(jwt, media_type=request_object.MEDIA_TYPE, headers=NO_STORE)
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
@@ -399,6 +407,7 @@ REQUEST_URI_POST_BODY: dict[str, Any] = {
         },
         404: {"description": "invalid_request_uri: unknown, expired or already answered"},
         413: {"description": f"invalid_request: body over {MAX_REQUEST_URI_BODY_BYTES} bytes"},
+        503: {"description": "temporarily_unavailable: the verifier certificate has expired"},
     },
 )
 async def post_request_object(request_id: str, request: Request) -> Response:

@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http.server
 import json
+import logging
 import os
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from civitas.app import create_app
+from civitas.clients import add_client
 from civitas.settings import Settings
 from civitas.verifier_cert import VerifierCertificateError, certificate_request, key_path
 from identity import jose
@@ -25,7 +31,15 @@ from identity import request_object as ro
 from identity.wallet import Wallet, WalletError
 
 from ..identity.x509_support import Leaf, Pki, pem
-from .identity_support import FORM, ask, identity_settings, jwt_header, jwt_payload, resident_wallet
+from .identity_support import (
+    FORM,
+    RESIDENT_QUERY,
+    ask,
+    identity_settings,
+    jwt_header,
+    jwt_payload,
+    resident_wallet,
+)
 
 HOST = "testserver"  # BASE_URL's host
 PKI = Pki(dt.datetime.now(dt.UTC), HOST)
@@ -193,3 +207,145 @@ def test_certificate_request(tmp_path: Path, db_url: str) -> None:
             certificate_request(settings, bad)
     with pytest.raises(VerifierCertificateError, match="key type"):
         certificate_request(settings, "city.example", "rsa")
+
+
+# ---------------------------------------------------------------------------------------------
+# revocation and expiry of the service's own certificate
+
+
+class _CrlServer:
+    """The CA's CRL distribution point: a real HTTP server on loopback serving ``crls`` by path."""
+
+    def __init__(self) -> None:
+        self.crls: dict[str, bytes] = {}
+        self.fetched: list[str] = []
+        served = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                served.fetched.append(self.path)
+                body = served.crls.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "application/pkix-crl")
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def crl_server() -> Iterator[_CrlServer]:
+    server = _CrlServer()
+    yield server
+    server.close()
+
+
+def _start(settings: Settings, clock: Callable[[], int] = time.time_ns) -> FastAPI:
+    return create_app(settings, clock=clock)
+
+
+def _stop(app: FastAPI) -> None:
+    app.state.ledger.close()
+    app.state.engine.dispose()
+
+
+def _crl_settings(tmp_path: Path, db_url: str, crl_server: _CrlServer) -> tuple[Settings, Pki, Leaf]:
+    """A verifier leaf whose CA publishes CRLs on ``crl_server``: chain = leaf + intermediate."""
+    pki = Pki(dt.datetime.now(dt.UTC), HOST, "CRL Root", crl_base=crl_server.url)
+    leaf = pki.leaf()
+    (tmp_path / "op").mkdir()
+    return identity_settings(tmp_path, db_url, **_files(tmp_path / "op", leaf, pki.intermediate)), pki, leaf
+
+
+def test_the_service_checks_its_certificate_against_the_cas_crl_when_it_starts(
+    tmp_path: Path, db_url: str, crl_server: _CrlServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, pki, leaf = _crl_settings(tmp_path, db_url, crl_server)
+    crl_server.crls["/int.crl"] = pki.crl().public_bytes(serialization.Encoding.DER)
+    _stop(_start(settings))
+    # the leaf's status comes from its issuer's CRL; the intermediate's issuer (the root) is not in
+    # the chain, so its CRL could not be checked and is not fetched
+    assert crl_server.fetched == ["/int.crl"]
+    assert "verifier certificate" not in caplog.text
+
+    crl_server.crls["/int.crl"] = pki.crl([leaf.cert]).public_bytes(serialization.Encoding.DER)
+    with pytest.raises(VerifierCertificateError, match="'CN=verifier' is revoked; wallets refuse it"):
+        _start(settings)
+
+
+@pytest.mark.parametrize(
+    ("served", "message"), [(None, "int.crl: HTTP 404"), (b"junk", "not a DER or PEM CRL")]
+)
+def test_a_crl_the_service_cannot_use_is_logged_not_fatal(
+    tmp_path: Path,
+    db_url: str,
+    crl_server: _CrlServer,
+    caplog: pytest.LogCaptureFixture,
+    served: bytes | None,
+    message: str,
+) -> None:
+    settings, _, _ = _crl_settings(tmp_path, db_url, crl_server)
+    if served is not None:
+        crl_server.crls["/int.crl"] = served
+    with caplog.at_level(logging.WARNING, logger="civitas.verifier_cert"):
+        app = _start(settings)
+    _stop(app)
+    assert app.state.identity_verifier.client_id == "x509_san_dns:testserver"
+    assert "revocation status of 'CN=verifier' unknown" in caplog.text and message in caplog.text
+
+
+def test_an_expired_certificate_stops_new_requests_until_it_is_renewed(
+    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    (tmp_path / "op").mkdir()
+    soon = PKI.leaf(valid=(now - dt.timedelta(days=1), now + dt.timedelta(seconds=90)))
+    settings = identity_settings(tmp_path, db_url, **_files(tmp_path / "op", soon, PKI.intermediate))
+    offset = [0]
+
+    def clock() -> int:
+        return time.time_ns() + offset[0]
+
+    with caplog.at_level(logging.WARNING, logger="civitas.verifier_cert"):
+        app = _start(settings, clock)
+    assert "the verifier certificate chain expires at" in caplog.text
+    try:
+        with TestClient(app, base_url="https://testserver") as client:
+            registered, secret = add_client(app.state.engine, "agency", "identity:verify")
+            token = client.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(registered.client_id, secret),
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            req = ask(client, headers)
+            assert client.get(req["request_uri"]).status_code == 200
+
+            offset[0] = 120 * 1_000_000_000  # past the leaf's notAfter, within the token's lifetime
+            refused = client.post(
+                "/identity/presentation-requests", json={"dcql_query": RESIDENT_QUERY}, headers=headers
+            )
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert "the verifier certificate chain expired at" in refused.json()["detail"]
+            for fetch in (
+                client.get(req["request_uri"]),
+                client.post(req["request_uri"], data={}, headers=FORM),
+            ):
+                assert fetch.status_code == 503, fetch.text
+                assert fetch.json()["error"] == "temporarily_unavailable"
+                assert "expired at" in fetch.json()["error_description"]
+    finally:
+        _stop(app)
+    # and a service does not start with it any more
+    with pytest.raises(VerifierCertificateError, match="expired at"):
+        _start(settings, clock)

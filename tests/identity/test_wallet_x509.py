@@ -84,8 +84,10 @@ def _forged(x5c: Any) -> str:
     return f"{head}.{jose.b64u_encode(json.dumps(_claims()).encode())}.{jose.b64u_encode(bytes(64))}"
 
 
-def _verify(token: str, anchors: Sequence[x509.Certificate] = ANCHORS, **kwargs: Any) -> dict[str, Any]:
-    return ro.verify_request(token, now=NOW, trust_anchors=anchors, **kwargs)
+def _verify(
+    token: str, anchors: Sequence[x509.Certificate] = ANCHORS, *, now: int = NOW, **kwargs: Any
+) -> dict[str, Any]:
+    return ro.verify_request(token, now=now, trust_anchors=anchors, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +355,7 @@ def _params(client_id: str, **override: Any) -> dict[str, Any]:
 
 
 def test_signer_x509_san_dns_round_trips_through_the_wallet_checks() -> None:
-    signer = ro.RequestSigner.x509(EC_LEAF.jwk, PKI.chain(EC_LEAF))
+    signer = ro.RequestSigner.x509(EC_LEAF.jwk, PKI.chain(EC_LEAF), now=NOW)
     assert signer.client_id == SAN_CLIENT_ID and signer.prefix == "x509_san_dns" and signer.alg == "ES256"
     token = ro.sign_request(_params(signer.client_id), signer, iat=NOW, exp=NOW + 300)
     header = json.loads(jose.b64u_decode(token.split(".")[0]))
@@ -364,16 +366,16 @@ def test_signer_x509_san_dns_round_trips_through_the_wallet_checks() -> None:
     )
     # the chain may end with the root; the DNS name is picked among the leaf's names, in any case
     two = PKI.leaf("OKP", san=("other.example", HOST))
-    named = ro.RequestSigner.x509(two.jwk, [*PKI.chain(two), PKI.root], dns_name=HOST.upper())
+    named = ro.RequestSigner.x509(two.jwk, [*PKI.chain(two), PKI.root], dns_name=HOST.upper(), now=NOW)
     assert named.client_id == SAN_CLIENT_ID and named.alg == "EdDSA" and len(named.header["x5c"]) == 3
     assert _verify(ro.sign_request(_params(named.client_id), named, iat=NOW, exp=NOW + 1))
     # without a name the leaf's first one is used
-    assert ro.RequestSigner.x509(two.jwk, PKI.chain(two)).client_id == "x509_san_dns:other.example"
+    assert ro.RequestSigner.x509(two.jwk, PKI.chain(two), now=NOW).client_id == "x509_san_dns:other.example"
 
 
 def test_signer_x509_hash_needs_no_name() -> None:
     bare = PKI.leaf("OKP", san=())
-    signer = ro.RequestSigner.x509(bare.jwk, PKI.chain(bare), prefix="x509_hash")
+    signer = ro.RequestSigner.x509(bare.jwk, PKI.chain(bare), prefix="x509_hash", now=NOW)
     assert signer.client_id == bare.hash_client_id and signer.prefix == "x509_hash"
     token = ro.sign_request(_params(signer.client_id), signer, iat=NOW, exp=NOW + 300)
     assert _verify(token)["client_id"] == bare.hash_client_id
@@ -391,11 +393,11 @@ def test_signer_x509_takes_five_certificates_and_no_more() -> None:
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     leaf = _cert(key, "deep", issuer, ca=False, san=[HOST])
     five = [leaf, *subs, PKI.intermediate]
-    assert len(ro.RequestSigner.x509(jwk, five).header["x5c"]) == ro.X5C_MAX_CERTS
+    assert len(ro.RequestSigner.x509(jwk, five, now=NOW).header["x5c"]) == ro.X5C_MAX_CERTS
     with pytest.raises(ro.RequestObjectError, match="1 to 5 certificates"):
-        ro.RequestSigner.x509(jwk, [*five, PKI.root])
+        ro.RequestSigner.x509(jwk, [*five, PKI.root], now=NOW)
     with pytest.raises(ro.RequestObjectError, match="1 to 5 certificates"):
-        ro.RequestSigner.x509(jwk, [])
+        ro.RequestSigner.x509(jwk, [], now=NOW)
 
 
 NO_SAN = PKI.leaf("EC", san=())
@@ -422,7 +424,24 @@ SIGNER_REFUSALS = [
 def test_signer_x509_refuses_what_a_wallet_would(args: tuple[Any, Any, dict[str, Any]], message: str) -> None:
     jwk, chain, options = args
     with pytest.raises(ro.RequestObjectError, match=message):
-        ro.RequestSigner.x509(jwk, chain, **options)
+        ro.RequestSigner.x509(jwk, chain, now=NOW, **options)
+
+
+def test_signer_x509_signs_only_while_every_certificate_of_its_chain_is_valid() -> None:
+    short = PKI.leaf(valid=(T0 - DAY, T0 + 2 * DAY))  # expires before the intermediate
+    signer = ro.RequestSigner.x509(short.jwk, PKI.chain(short), now=NOW)
+    end = NOW + 2 * 86_400
+    assert signer.valid == (NOW - 86_400, end)
+    params = _params(signer.client_id)
+    assert _verify(ro.sign_request(params, signer, iat=end, exp=end + 60), now=end)
+    with pytest.raises(ro.RequestObjectError, match="expired at 2026-01-03T00:00:00Z; renew it"):
+        ro.sign_request(params, signer, iat=end + 1, exp=end + 60)
+    with pytest.raises(ro.RequestObjectError, match="expired at 2026-01-03T00:00:00Z"):
+        ro.RequestSigner.x509(short.jwk, PKI.chain(short), now=end + 1)
+    with pytest.raises(ro.RequestObjectError, match="not valid before 2025-12-31T00:00:00Z"):
+        ro.RequestSigner.x509(short.jwk, PKI.chain(short), now=NOW - 86_401)
+    # a did:key signer has no validity period
+    assert ro.RequestSigner.did_key(jose.generate_ed25519()).valid is None
 
 
 # ---------------------------------------------------------------------------------------------
