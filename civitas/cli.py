@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import sys
+import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -170,6 +171,33 @@ def cmd_keys_verifier_csr(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_verifier_check(args: argparse.Namespace) -> int:
+    from civitas.verifier_cert import VerifierCertificateError, check
+
+    try:
+        found = check(Settings(), now=int(time.time()))
+    except VerifierCertificateError as exc:
+        err_console.print(f"error: {exc}")
+        return 2
+    if found is None:
+        err_console.print("error: CIVITAS_VERIFIER_X509_CHAIN is not set; the verifier signs as its did:key")
+        return 2
+    table = Table("check", "result")
+    table.columns[1].overflow = "fold"
+    table.add_row("client_id", found.signer.client_id)
+    table.add_row("alg", found.signer.alg)
+    table.add_row("certificates", str(len(found.signer.header["x5c"])))
+    table.add_row("expires", found.expires.isoformat())
+    for subject in found.not_revoked:
+        table.add_row("revocation", f"{subject!r} is not revoked")
+    for problem in found.unknown_status:
+        table.add_row("revocation", problem)
+    if not found.not_revoked and not found.unknown_status:
+        table.add_row("revocation", "not checked: no certificate with its issuer in the chain names a CRL")
+    console.print(table)
+    return 1 if found.unknown_status else 0
+
+
 def openapi_document() -> dict[str, object]:
     import tempfile
 
@@ -250,6 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dns", default=None, help="the DNS name to certify (default: the public URL's host)")
     p.add_argument("--key-type", default="p256", choices=("p256", "ed25519"))
     p.set_defaults(func=cmd_keys_verifier_csr)
+    p = ksub.add_parser(
+        "verifier-check",
+        help="check the verifier certificate chain as the service does when it starts",
+        description="Check CIVITAS_VERIFIER_X509_CHAIN and its key as the service does when it starts "
+        "(validity, key, names, CRLs). Exit 0: usable; 1: usable, but a revocation status is unknown; "
+        "2: the service would not start.",
+    )
+    p.set_defaults(func=cmd_keys_verifier_check)
 
     p = sub.add_parser(
         "openapi", help="write the OpenAPI document", description="Write the OpenAPI document."

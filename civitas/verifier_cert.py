@@ -22,6 +22,7 @@ import functools
 import itertools
 import logging
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -40,7 +41,9 @@ __all__ = [
     "KEY_TYPES",
     "RENEW_WITHIN_S",
     "VerifierCertificateError",
+    "VerifierCheck",
     "certificate_request",
+    "check",
     "key_path",
     "load_signer",
 ]
@@ -87,10 +90,20 @@ def _load_key(path: Path) -> PrivateKey:
     raise VerifierCertificateError(f"the verifier key {path} must be P-256 or Ed25519")
 
 
-def load_signer(
-    settings: Settings, *, now: int, fetch: revocation.Fetch | None = None
-) -> request_object.RequestSigner | None:
-    """The X.509 Request Object signer the settings configure; None without a chain (did:key).
+@dataclass(frozen=True, slots=True)
+class VerifierCheck:
+    """What :func:`check` found: the signer, when the chain expires, the certificates a current
+    CRL shows are not revoked, and why the others' revocation status could not be established."""
+
+    signer: request_object.RequestSigner
+    expires: dt.datetime
+    not_revoked: tuple[str, ...]
+    unknown_status: tuple[str, ...]
+
+
+def check(settings: Settings, *, now: int, fetch: revocation.Fetch | None = None) -> VerifierCheck | None:
+    """Every check of the configured chain and key; None without a chain (did:key). Raises
+    :class:`VerifierCertificateError` for what a wallet would refuse, a revoked certificate included.
 
     ``now`` is Unix seconds; ``fetch`` gets a CRL by URL (default: HTTP with a short timeout).
     """
@@ -116,38 +129,56 @@ def load_signer(
         )
     except request_object.RequestObjectError as exc:
         raise VerifierCertificateError(f"verifier certificate: {exc}") from exc
-    _check_revocation(chain, now, fetch)
-    expires = min(c.not_valid_after_utc for c in chain)
-    if expires.timestamp() - now < RENEW_WITHIN_S:
+    not_revoked, unknown = _revocation(chain, now, fetch)
+    return VerifierCheck(signer, min(c.not_valid_after_utc for c in chain), not_revoked, unknown)
+
+
+def load_signer(
+    settings: Settings, *, now: int, fetch: revocation.Fetch | None = None
+) -> request_object.RequestSigner | None:
+    """The X.509 Request Object signer the settings configure (see :func:`check`); logs what an
+    operator should act on."""
+    found = check(settings, now=now, fetch=fetch)
+    if found is None:
+        return None
+    for problem in found.unknown_status:
+        log.warning("verifier certificate: %s; wallets that cannot fetch it either will refuse", problem)
+    if found.expires.timestamp() - now < RENEW_WITHIN_S:
         log.warning(
             "the verifier certificate chain expires at %s: renew it (civitas keys verifier-csr)",
-            expires.isoformat(),
+            found.expires.isoformat(),
         )
-    return signer
+    return found.signer
 
 
-def _check_revocation(chain: list[x509.Certificate], now: int, fetch: revocation.Fetch | None) -> None:
-    """Stop on a revoked certificate of the chain; log a status that cannot be established."""
+def _revocation(
+    chain: list[x509.Certificate], now: int, fetch: revocation.Fetch | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Raise on a revoked certificate of the chain; return the subjects of those shown not to be
+    revoked, and why the others' status is unknown."""
     pairs = [(c, i) for c, i in itertools.pairwise(chain) if revocation.distribution_points(c)]
     if not pairs:
-        return
+        return (), ()
     http: httpx.Client | None = None
     if fetch is None:
         http = httpx.Client(timeout=CRL_FETCH_TIMEOUT_S)
         fetch = functools.partial(revocation.http_fetch, http)
     crls = revocation.CrlCache(fetch)
     when = dt.datetime.fromtimestamp(now, dt.UTC)
+    good, unknown = [], []
     try:
         for cert, issuer in pairs:
             try:
                 revocation.check_path([cert, issuer], crls, when)
+                good.append(cert.subject.rfc4514_string())
             except revocation.Revoked as exc:
                 raise VerifierCertificateError(f"verifier certificate: {exc}; wallets refuse it") from exc
             except revocation.RevocationError as exc:
-                log.warning("verifier certificate: %s; wallets that cannot fetch it either will refuse", exc)
+                unknown.append(str(exc))
     finally:
         if http is not None:
             http.close()
+    return tuple(good), tuple(unknown)
 
 
 def certificate_request(settings: Settings, dns_name: str, key_type: str = "p256") -> tuple[bytes, bool]:

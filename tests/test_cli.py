@@ -27,6 +27,7 @@ SUBCOMMANDS = [
     ["keys", "show"],
     ["keys", "rotate"],
     ["keys", "verifier-csr"],
+    ["keys", "verifier-check"],
     ["openapi"],
     ["wallet", "trust"],
     ["wallet", "trust", "add"],

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from civitas import cli
 from civitas.app import create_app
 from civitas.clients import add_client
 from civitas.settings import Settings
@@ -31,6 +32,7 @@ from identity import request_object as ro
 from identity.wallet import Wallet, WalletError
 
 from ..identity.x509_support import Leaf, Pki, pem
+from .conftest import BASE_URL
 from .identity_support import (
     FORM,
     RESIDENT_QUERY,
@@ -319,7 +321,7 @@ def test_an_expired_certificate_stops_new_requests_until_it_is_renewed(
         app = _start(settings, clock)
     assert "the verifier certificate chain expires at" in caplog.text
     try:
-        with TestClient(app, base_url="https://testserver") as client:
+        with TestClient(app, base_url=BASE_URL) as client:
             registered, secret = add_client(app.state.engine, "agency", "identity:verify")
             token = client.post(
                 "/oauth/token",
@@ -349,3 +351,32 @@ def test_an_expired_certificate_stops_new_requests_until_it_is_renewed(
     # and a service does not start with it any more
     with pytest.raises(VerifierCertificateError, match="expired at"):
         _start(settings, clock)
+
+
+def test_keys_verifier_check_reports_what_the_service_would(
+    tmp_path: Path,
+    db_url: str,
+    crl_server: _CrlServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CIVITAS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CIVITAS_PUBLIC_URL", BASE_URL)
+    assert cli.main(["keys", "verifier-check"]) == 2
+    assert "CIVITAS_VERIFIER_X509_CHAIN is not set" in capsys.readouterr().err
+
+    settings, pki, leaf = _crl_settings(tmp_path, db_url, crl_server)
+    monkeypatch.setenv("CIVITAS_VERIFIER_X509_CHAIN", str(settings.verifier_x509_chain))
+    monkeypatch.setenv("CIVITAS_VERIFIER_X509_KEY", str(settings.verifier_x509_key))
+    crl_server.crls["/int.crl"] = pki.crl().public_bytes(serialization.Encoding.DER)
+    assert cli.main(["keys", "verifier-check"]) == 0
+    out = capsys.readouterr().out
+    assert "x509_san_dns:testserver" in out and "ES256" in out and "'CN=verifier' is not revoked" in out
+
+    del crl_server.crls["/int.crl"]
+    assert cli.main(["keys", "verifier-check"]) == 1
+    assert "revocation status of 'CN=verifier' unknown" in capsys.readouterr().out
+
+    crl_server.crls["/int.crl"] = pki.crl([leaf.cert]).public_bytes(serialization.Encoding.DER)
+    assert cli.main(["keys", "verifier-check"]) == 2
+    assert "'CN=verifier' is revoked" in capsys.readouterr().err
