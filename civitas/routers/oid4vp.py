@@ -55,6 +55,10 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 CITIZEN_SCOPES = ("consent", "ledger:read", "ledger:write")
 WALLET_CLIENT_ID = next(iter(PUBLIC_CLIENT_IDS))
 SIGN_IN_LIMIT = "citizen-sessions"
+# While the verifier certificate has expired nothing is signed (problem+json or OAuth error JSON).
+CERTIFICATE_EXPIRED: dict[int | str, dict[str, Any]] = {
+    503: {"description": "temporarily_unavailable: the verifier certificate chain has expired"}
+}
 
 
 def setup(app: FastAPI) -> None:
@@ -186,7 +190,7 @@ class PresentationRequestCreated(BaseModel):
     "/identity/presentation-requests",
     status_code=201,
     summary="Ask a citizen for a presentation",
-    responses={503: {"description": "temporarily-unavailable: the verifier certificate has expired"}},
+    responses=CERTIFICATE_EXPIRED,
 )
 def create_presentation_request(
     body: PresentationRequestCreate,
@@ -320,7 +324,7 @@ def _pending(verifier: Verifier, request_id: str) -> PresentationRequest | JSONR
     responses={
         200: {"content": {request_object.MEDIA_TYPE: {"schema": {"type": "string"}}}},
         404: {"description": "invalid_request_uri: unknown, expired or already answered"},
-        503: {"description": "temporarily_unavailable: the verifier certificate has expired"},
+        **CERTIFICATE_EXPIRED,
     },
 )
 def get_request_object(request_id: str, request: Request) -> Response:
@@ -407,7 +411,7 @@ REQUEST_URI_POST_BODY: dict[str, Any] = {
         },
         404: {"description": "invalid_request_uri: unknown, expired or already answered"},
         413: {"description": f"invalid_request: body over {MAX_REQUEST_URI_BODY_BYTES} bytes"},
-        503: {"description": "temporarily_unavailable: the verifier certificate has expired"},
+        **CERTIFICATE_EXPIRED,
     },
 )
 async def post_request_object(request_id: str, request: Request) -> Response:
@@ -493,7 +497,7 @@ class CitizenSessionCreated(BaseModel):
     status_code=201,
     summary="Start a citizen sign-in (OID4VP, BBS pseudonym); rate-limited per client",
     dependencies=[rate_limited(SIGN_IN_LIMIT)],
-    responses=RATE_LIMITED_RESPONSE,
+    responses={**RATE_LIMITED_RESPONSE, **CERTIFICATE_EXPIRED},
 )
 def start_citizen_session(body: CitizenSessionCreate, request: Request) -> CitizenSessionCreated:
     sessions: CitizenSessions = request.app.state.identity_sessions
@@ -501,6 +505,8 @@ def start_citizen_session(body: CitizenSessionCreate, request: Request) -> Citiz
         session = sessions.start(service=body.service, scope=body.scope)
     except SessionError as exc:
         raise ProblemError(400, exc.code.replace("_", "-"), "Sign-in refused", exc.description) from exc
+    except VerifierError as exc:
+        raise _problem(exc) from exc
     verifier = _verifier(request)
     uri = verifier.request_uri(session.request)
     return CitizenSessionCreated(

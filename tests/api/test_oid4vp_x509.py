@@ -333,12 +333,15 @@ def test_an_expired_certificate_stops_new_requests_until_it_is_renewed(
             assert client.get(req["request_uri"]).status_code == 200
 
             offset[0] = 120 * 1_000_000_000  # past the leaf's notAfter, within the token's lifetime
-            refused = client.post(
-                "/identity/presentation-requests", json={"dcql_query": RESIDENT_QUERY}, headers=headers
-            )
-            assert refused.status_code == 503, refused.text
-            assert refused.headers["content-type"].startswith("application/problem+json")
-            assert "the verifier certificate chain expired at" in refused.json()["detail"]
+            for refused in (
+                client.post(
+                    "/identity/presentation-requests", json={"dcql_query": RESIDENT_QUERY}, headers=headers
+                ),
+                client.post("/identity/citizen-sessions", json={}),
+            ):
+                assert refused.status_code == 503, refused.text
+                assert refused.headers["content-type"].startswith("application/problem+json")
+                assert "the verifier certificate chain expired at" in refused.json()["detail"]
             for fetch in (
                 client.get(req["request_uri"]),
                 client.post(req["request_uri"], data={}, headers=FORM),
