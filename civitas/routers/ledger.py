@@ -121,6 +121,13 @@ def _is_citizen(p: Principal) -> bool:
     return p.client_id in PUBLIC_CLIENT_IDS
 
 
+# Paging of an account's transfers and balances: `after` is a ledger timestamp (ns, a signed
+# 64-bit integer in storage), exclusive; beyond the largest one is refused, not looked up.
+MAX_TIMESTAMP = (1 << 63) - 1
+PageLimit = Annotated[int, Query(ge=1, le=1000)]
+PageAfter = Annotated[str, Query(pattern=r"^[0-9]{1,19}$", description="timestamp (ns) to continue after")]
+
+
 def _int(v: str, what: str, limit: int = (1 << 128) - 1) -> int:
     n = int(v)
     if n > limit:
@@ -475,15 +482,13 @@ def get_account_transfers(
     account_id: IdPath,
     principal: ReaderDep,
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[
-        str, Query(pattern=r"^[0-9]{1,19}$", description="timestamp (ns) to continue after")
-    ] = "0",
+    limit: PageLimit = 100,
+    after: PageAfter = "0",
     reverse: bool = False,
 ) -> TransferPage:
     led = _ledger(request)
     acc = _visible_account(led, principal, _int(account_id, "account id"))
-    after_ns = int(after)
+    after_ns = _int(after, "after", MAX_TIMESTAMP)
     if reverse:
         rows = led.get_account_transfers(acc.id, limit=limit, before=after_ns, reverse=True)
     else:
@@ -501,17 +506,15 @@ def get_account_balances(
     account_id: IdPath,
     principal: ReaderDep,
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[
-        str, Query(pattern=r"^[0-9]{1,19}$", description="timestamp (ns) to continue after")
-    ] = "0",
+    limit: PageLimit = 100,
+    after: PageAfter = "0",
     reverse: bool = False,
     debits: Annotated[bool, Query(description="include transfers debiting the account")] = True,
     credits: Annotated[bool, Query(description="include transfers crediting the account")] = True,
 ) -> BalancePage:
     led = _ledger(request)
     acc = _visible_account(led, principal, _int(account_id, "account id"))
-    after_ns = _int(after, "after", (1 << 63) - 1)
+    after_ns = _int(after, "after", MAX_TIMESTAMP)
     # `after` is exclusive, as on /transfers: the next page starts one nanosecond past it.
     if reverse:
         if after_ns == 1:  # nothing is stamped before 1
@@ -521,7 +524,7 @@ def get_account_balances(
                 acc.id, limit=limit, timestamp_max=max(after_ns - 1, 0), debits=debits, credits=credits,
                 reversed=True,
             )  # fmt: skip
-    elif after_ns == (1 << 63) - 1:
+    elif after_ns == MAX_TIMESTAMP:
         rows = []
     else:
         rows = led.get_account_balances(

@@ -123,6 +123,23 @@ def test_citizen_sees_and_spends_only_their_own_account(
     ).json()
     assert newest["transfers"][0]["id"] == "10"
     assert client.get(f"/ledger/accounts/{alice['id']}/transfers", headers=bob_h).status_code == 404
+    # paging past the largest timestamp is an empty page; beyond it, or malformed, 422
+    url = f"/ledger/accounts/{alice['id']}/transfers"
+    last = "after=9223372036854775807"
+    assert client.get(f"{url}?{last}", headers=alice_h).json()["transfers"] == []
+    newest_first = client.get(f"{url}?reverse=true", headers=alice_h).json()
+    assert client.get(f"{url}?reverse=true&{last}", headers=alice_h).json() == newest_first
+    for query in (
+        "after=9223372036854775808",
+        "after=9999999999999999999",
+        "after=-1",
+        "limit=0",
+        "limit=1001",
+    ):
+        r = client.get(f"{url}?{query}", headers=alice_h)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), (
+            query
+        )
 
 
 def test_batch_limits_and_validation(
