@@ -18,6 +18,9 @@ from itertools import repeat
 from operator import attrgetter, eq, itemgetter
 from typing import cast
 
+import numpy as np
+
+from .columns import C_CP, C_CPO, C_DP, C_DPO, C_FLAGS, C_HEAD, C_LEDGER, AccountChanges, AccountTable
 from .types import (
     ACCOUNT_FLAGS_SUPPORTED,
     AMOUNT_MAX,
@@ -263,7 +266,7 @@ class TransferSnapshot:
 class TransferOutcome:
     results: list[CreateTransferResult]
     created: list[TransferRow]  # in timestamp order: the new Merkle leaves
-    accounts: dict[int, AccountRow]  # accounts whose balances or flags changed (new values)
+    accounts: Mapping[int, AccountRow]  # accounts whose balances or flags changed (new values)
     pending: dict[int, PendingRow]  # new or changed pending-state rows
     pending_new: set[int]  # ids among `pending` that are new rows (others are updates)
     failed: list[tuple[int, int, int]] = field(default_factory=list)  # (id, status, timestamp)
@@ -702,6 +705,7 @@ def _plain_transfers(snap: TransferSnapshot, events: Sequence[Transfer], base: i
     so the final sums decide every overflow, and a balance limit cannot fail when it holds with all
     of the account's debits (credits) applied before any of its credits (debits). On None the
     caller runs the exact event-by-event path, which gives these same results whenever this applies.
+    The accounts are worked on as columns (ledger/columns.py); the changes come back as columns too.
     """
     n = len(events)
     if any(map(_flags_of, events)) or any(map(_pid_of, events)) or any(map(_timeout_of, events)):
@@ -729,48 +733,55 @@ def _plain_transfers(snap: TransferSnapshot, events: Sequence[Transfer], base: i
         and min(u32s) >= 0 and max(u32s) <= U32_MAX
     ):  # fmt: skip
         return None
-    if len(set(ids)) != n or any(map(eq, drs, crs)):
+    # The sums below are int64: every one is bounded by n times the largest amount.
+    if max(amounts) * n > BALANCE_MAX or len(set(ids)) != n or any(map(eq, drs, crs)):
         return None
     if snap.transfers and not snap.transfers.keys().isdisjoint(ids):
         return None
     if snap.failed and not snap.failed.keys().isdisjoint(ids):
         return None
-    debits: dict[int, int] = {}
-    credits: dict[int, int] = {}
-    dget = debits.get
-    cget = credits.get
-    for d, c, a in zip(drs, crs, amounts, strict=True):
-        debits[d] = dget(d, 0) + a
-        credits[c] = cget(c, 0) + a
-    touched = list(debits.keys() | credits.keys())
-    found = list(map(snap.accounts.get, touched))
-    if None in found:
+    table = snap.accounts
+    if not isinstance(table, AccountTable):
+        rows = list(map(table.get, {*drs, *crs}))
+        table = AccountTable.of(r for r in rows if r is not None)
+    get = table.slots.get
+    dr_slots, cr_slots = list(map(get, drs)), list(map(get, crs))
+    if None in dr_slots or None in cr_slots:
         return None
-    rows = cast("list[AccountRow]", found)
-    if min(ledgers) != max(ledgers) or set(map(_LEDGER_OF, rows)) != {ledgers[0]}:
-        get_ledger = dict(zip(touched, map(_LEDGER_OF, rows), strict=True)).__getitem__
-        if list(map(get_ledger, drs)) != ledgers or list(map(get_ledger, crs)) != ledgers:
+    d = np.array(dr_slots, np.int64)
+    c = np.array(cr_slots, np.int64)
+    cols = table.cols
+    led = np.array(ledgers, np.int64)
+    if not (np.array_equal(cols[C_LEDGER, d], led) and np.array_equal(cols[C_LEDGER, c], led)):
+        return None
+    slots = np.union1d(d, c)
+    old = cols[:C_HEAD, slots]
+    new = old[:C_LEDGER].copy()
+    at = np.searchsorted(slots, d), np.searchsorted(slots, c)
+    amount = np.array(amounts, np.int64)
+    debits = np.zeros(len(slots), np.int64)
+    credits = np.zeros(len(slots), np.int64)
+    np.add.at(debits, at[0], amount)
+    np.add.at(credits, at[1], amount)
+    flags = old[C_FLAGS]
+    if np.any(flags & (_CLOSED | _HISTORY)):  # HISTORY: the exact path records balances per transfer
+        return None
+    # Balances only grow: the largest pending plus the largest posted bounds every sum.
+    if np.any(debits > BALANCE_MAX - old[C_DPO]) or np.any(credits > BALANCE_MAX - old[C_CPO]):
+        return None
+    new[C_DPO] += debits
+    new[C_CPO] += credits
+    if int(new[C_DP].max()) + int(new[C_DPO].max()) > BALANCE_MAX:
+        return None
+    if int(new[C_CP].max()) + int(new[C_CPO].max()) > BALANCE_MAX:
+        return None
+    if np.any(flags & _LIMITS):
+        if np.any((flags & _DMNEC != 0) & (new[C_DP] + new[C_DPO] > old[C_CPO])):
             return None
-    if any(f & (_CLOSED | _LIMITS | _HISTORY) for f in set(map(_FLAGS_OF, rows))):
-        for r in rows:
-            flags = r[A_FLAGS]
-            if flags & (_CLOSED | _HISTORY):  # HISTORY: the exact path records balances per transfer
-                return None
-            if flags & _DMNEC and r[A_DP] + r[A_DPO] + dget(r[0], 0) > r[A_CPO]:
-                return None
-            if flags & _CMNED and r[A_CP] + r[A_CPO] + cget(r[0], 0) > r[A_DPO]:
-                return None
-    changed: dict[int, AccountRow] = {
-        aid: (aid, dp, dpo + dget(aid, 0), cp, cpo + cget(aid, 0), u128, u64, u32, led, code, flags, ts)
-        for aid, dp, dpo, cp, cpo, u128, u64, u32, led, code, flags, ts in rows
-    }
-    new_rows = list(changed.values())
-    balances = [list(map(g, new_rows)) for g in _BALANCES_OF]
-    # Balances only grew: the largest pending plus the largest posted bounds every sum.
-    if max(balances[0]) + max(balances[1]) > BALANCE_MAX or max(balances[2]) + max(balances[3]) > BALANCE_MAX:
-        return None
-    if not _rows_keep_invariants(rows, new_rows, balances):
-        _check_account_invariants(snap.accounts, changed)
+        if np.any((flags & _CMNED != 0) & (new[C_CP] + new[C_CPO] > old[C_DPO])):
+            return None
+    changes = AccountChanges(table, slots, new)
+    _check_changes(table, changes)
     stamps = list(range(base, base + n))  # one int object per timestamp, shared by rows and results
     zeros = [0] * n  # pending_id, timeout and flags of every created row
     columns = (ids, drs, crs, amounts, zeros, u128s, u64s, u32s, zeros, ledgers, codes, zeros, stamps)
@@ -781,7 +792,7 @@ def _plain_transfers(snap: TransferSnapshot, events: Sequence[Transfer], base: i
     return TransferOutcome(
         results=results,
         created=created,
-        accounts=changed,
+        accounts=changes,
         pending={},
         pending_new=set(),
         failed=[],
@@ -939,6 +950,27 @@ def _rows_keep_invariants(olds: list[AccountRow], news: list[AccountRow], column
         return False
     moved: list[int] = [sum(new) - sum(map(g, olds)) for new, g in zip(columns, _BALANCES_OF, strict=True)]
     return moved[0] == moved[2] and moved[1] == moved[3]
+
+
+def _check_changes(table: AccountTable, changes: AccountChanges) -> None:
+    """`check_account_invariants` for changes held as columns: whole columns when they show that
+    the invariants hold, else the per-account check on rows, which names the account."""
+    new = changes.cols
+    old = table.cols[:, changes.slots]
+    ledgers = old[C_LEDGER]
+    flags = new[C_FLAGS]
+    if (
+        len(changes)
+        and int(new[:C_FLAGS].min()) >= 0
+        and not np.any((flags & _DMNEC != 0) & (new[C_DP] > new[C_CPO] - new[C_DPO]))
+        and not np.any((flags & _CMNED != 0) & (new[C_CP] > new[C_DPO] - new[C_CPO]))
+        and int(ledgers.min()) == int(ledgers.max())
+    ):
+        dp, dpo, cp, cpo = (sum((new[k] - old[k]).tolist()) for k in (C_DP, C_DPO, C_CP, C_CPO))
+        if dp == cp and dpo == cpo:
+            return
+    before = {aid: table[aid] for aid in changes}
+    _check_account_invariants(before, dict(changes.items()))
 
 
 def _check_account_invariants(before: Mapping[int, AccountRow], after: Mapping[int, AccountRow]) -> None:

@@ -34,10 +34,11 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, pairwise
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import sqlalchemy as sa
 from nacl.signing import SigningKey
 
@@ -51,6 +52,7 @@ from identity.sql import Clock, open_engine, system_clock_ns
 from . import engine as eng
 from . import merkle, note
 from .codec import decode_transfers, encode_transfers
+from .columns import C_HEAD, C_TS, AccountChanges, AccountTable, Column
 from .tables import TRANSFER_BLOCK, create_schema
 from .types import (
     BATCH_MAX,
@@ -86,9 +88,6 @@ _I64_MAX = (1 << 63) - 1
 _PENDING = int(TransferFlags.PENDING)
 _POST = int(TransferFlags.POST_PENDING_TRANSFER)
 _HISTORY = int(AccountFlags.HISTORY)
-# History entries: (timestamp - batch_timestamp) << 1 | side as little-endian u16; a batch's
-# timestamps span at most BATCH_MAX, so every entry is in this table.
-_U16 = [v.to_bytes(2, "little") for v in range(2 * BATCH_MAX)]
 
 # An account row in `Account` field order, then the head of its history chain.
 _ACCOUNT_SELECT = (
@@ -102,10 +101,7 @@ _BALANCE_COLS = (
 
 _id_of, _pid_of, _dr_of, _cr_of = eng._id_of, eng._pid_of, eng._dr_of, eng._cr_of
 _ts_of = itemgetter(eng.T_TS)
-_BALANCE_FIELDS = [itemgetter(k) for k in (eng.A_TS, eng.A_DP, eng.A_DPO, eng.A_CP, eng.A_CPO, eng.A_FLAGS)]
-_account_ts_of = itemgetter(eng.A_TS)
-_id_of_row = itemgetter(0)
-_dr_cr_ts_of = itemgetter(eng.T_DR, eng.T_CR, eng.T_TS)
+_row_dr_of, _row_cr_of = itemgetter(eng.T_DR), itemgetter(eng.T_CR)
 _M64 = _U64 - 1
 
 
@@ -226,8 +222,7 @@ class Ledger:
         self._d = _Dialect(engine.dialect.name)
         self._lock = threading.RLock()
         use_cache = (not self._d.pg) if account_cache is None else account_cache
-        self._cache: dict[int, eng.AccountRow] | None = {} if use_cache else None
-        self._heads: dict[int, int] = {}  # account id -> its history head, beside the cache
+        self._cache: AccountTable | None = AccountTable() if use_cache else None
         self._cache_seq = -1
         self._committer: GroupCommitter | None = None
         self._commit_worker: ThreadPoolExecutor | None = None
@@ -356,30 +351,20 @@ class Ledger:
             sql = f"{head} VALUES {', '.join([row] * (len(part) // width))}{tail}"
             conn.exec_driver_sql(sql, (*first, *part))
 
-    def _load_accounts(
-        self, conn: sa.Connection, ids: Iterable[int]
-    ) -> tuple[Mapping[int, eng.AccountRow], Mapping[int, int]]:
-        """The accounts among `ids` (id -> row) and the heads of their history chains (id -> seq)."""
+    def _load_accounts(self, conn: sa.Connection, ids: Iterable[int]) -> AccountTable:
+        """A table holding the accounts among `ids` (with the heads of their history chains): the
+        cache, once it holds them, or a table of this batch's accounts (locked on PostgreSQL)."""
         d = self._d
         cache = self._cache
-        if cache is not None:
-            missing = [i for i in set(ids) - cache.keys() if 0 < i < ID_MAX]
-            if missing:
-                heads = self._heads
-                for r in self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", missing):
-                    row = d.account_row(r)
-                    cache[row[0]] = row
-                    heads[row[0]] = int(r[12])
-            return cache, self._heads
-        tail = " FOR UPDATE" if d.pg else ""
-        rows: dict[int, eng.AccountRow] = {}
-        heads = {}
-        want = [i for i in set(ids) if 0 < i < ID_MAX]
-        for r in self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", want, tail):
-            row = d.account_row(r)
-            rows[row[0]] = row
-            heads[row[0]] = int(r[12])
-        return rows, heads
+        want = [i for i in (set(ids) if cache is None else set(ids) - cache.keys()) if 0 < i < ID_MAX]
+        tail = " FOR UPDATE" if d.pg and cache is None else ""
+        found = self._select_in(conn, f"{_ACCOUNT_SELECT} WHERE a.id", want, tail)
+        rows = list(map(d.account_row, found))
+        heads = [int(r[12]) for r in found]
+        if cache is None:
+            return AccountTable.of(rows, heads)
+        cache.put(rows, heads)
+        return cache
 
     def _transfers_at(self, conn: sa.Connection, stamps: Collection[int]) -> dict[int, eng.TransferRow]:
         """The committed transfers stamped `stamps` (timestamp -> row), read from their blocks."""
@@ -427,7 +412,6 @@ class Ledger:
             state.commit_seq != self._cache_seq or len(self._cache) > ACCOUNT_CACHE_MAX
         ):
             self._cache.clear()
-            self._heads.clear()
 
     def _finish_meta(
         self, conn: sa.Connection, state: LogState, last_ts: int, frontier: merkle.Frontier
@@ -558,9 +542,7 @@ class Ledger:
                 self._cache_seq = -1
                 raise
             if self._cache is not None:
-                for row in out.created:
-                    self._cache[row[0]] = row
-                    self._heads[row[0]] = 0
+                self._cache.put(out.created)
             self._cache_seq = seq
         return out.results
 
@@ -593,7 +575,7 @@ class Ledger:
         with self._lock, self._writer_turn(), _gc_paused():
             try:
                 with self.engine.begin() as conn:
-                    out, heads, seq = self._create_transfers(conn, transfers)
+                    out, changes, heads, seq = self._create_transfers(conn, transfers)
                     if within_transaction is not None:
                         within_transaction(conn, out.results)
                     commit = self._commit_in_background(conn)
@@ -602,10 +584,9 @@ class Ledger:
                         # thread updates the cache (dropped below if the commit fails), lets the
                         # batch's rows go and collects its young objects.
                         if self._cache is not None:
-                            self._cache.update(out.accounts)
-                            self._heads.update(heads)
+                            self._cache.apply(changes, heads)
                         results = out.results
-                        del out
+                        del out, changes, heads
                         gc.collect(0)
                     finally:
                         if commit is not None:
@@ -657,9 +638,9 @@ class Ledger:
 
     def _load_batch(
         self, conn: sa.Connection, transfers: Sequence[Transfer], state: LogState, base: int
-    ) -> tuple[eng.TransferSnapshot, Mapping[int, int]]:
-        """Read what the batch may touch: its ids and pending ids, their accounts, failed ids, the
-        pending transfers due to expire. Returns the engine's snapshot and the accounts' history heads."""
+    ) -> eng.TransferSnapshot:
+        """Read what the batch may touch: its ids and pending ids, their accounts (with the heads of
+        their history chains), failed ids, the pending transfers due to expire."""
         d = self._d
         ph = d.ph
         ids = list(map(_id_of, transfers))
@@ -707,25 +688,29 @@ class Ledger:
         for r in chain(existing.values(), expiring):
             acc_ids.add(r[eng.T_DR])
             acc_ids.add(r[eng.T_CR])
-        accounts, heads = self._load_accounts(conn, acc_ids)
-        return eng.TransferSnapshot(accounts, existing, pend, failed, expiring, state.last_timestamp), heads
+        accounts = self._load_accounts(conn, acc_ids)
+        return eng.TransferSnapshot(accounts, existing, pend, failed, expiring, state.last_timestamp)
 
     def _create_transfers(
         self, conn: sa.Connection, transfers: Sequence[Transfer]
-    ) -> tuple[eng.TransferOutcome, dict[int, int], int]:
+    ) -> tuple[eng.TransferOutcome, AccountChanges, Column, int]:
         d = self._d
         ph = d.ph
         state = self._read_meta(conn, lock=True)
         self._validate_cache(state)
         now = self.clock()
-        snap, heads = self._load_batch(conn, transfers, state, eng.batch_timestamp(now, state.last_timestamp))
+        snap = self._load_batch(conn, transfers, state, eng.batch_timestamp(now, state.last_timestamp))
+        table = cast(AccountTable, snap.accounts)
         self._stage("rows_loaded")
         out = eng.create_transfers(snap, transfers, now)
         self._stage("engine_applied")
-        if not out.accounts.keys() <= snap.accounts.keys():
-            raise LedgerInvariantError("the engine changed an account it was not given")
+        changes = out.accounts
+        if not isinstance(changes, AccountChanges):  # the event-by-event path gives rows
+            try:
+                changes = AccountChanges.of(table, changes)
+            except KeyError:
+                raise LedgerInvariantError("the engine changed an account it was not given") from None
 
-        new_heads: dict[int, int] = {}
         # Write back: transfers, Merkle leaves and nodes, history, balances, pending states, failures, meta.
         created = out.created
         frontier = merkle.Frontier.from_bytes(state.tree_size, state.frontier)
@@ -759,23 +744,12 @@ class Ledger:
                     node_rows,
                 )
             self._stage("leaves_inserted")
-            moved, first_seq = self._append_history(conn, created, out.accounts, heads)
-            new_heads = dict(
-                zip(map(_id_of_row, moved), range(first_seq, first_seq + len(moved)), strict=True)
-            )
-            self._write_balances(conn, moved, first_seq)
-            if len(moved) < len(out.accounts):  # e.g. released by an expiry, no new transfer
-                has_history = {a[0] for a in moved}
-                self._write_balances(
-                    conn, [a for aid, a in out.accounts.items() if aid not in has_history], None
-                )
             if out.balances:
-                self._write_account_balances(conn, out.balances, snap.accounts)
+                self._write_account_balances(conn, out.balances, table)
         else:
             self._stage("transfers_inserted")
             self._stage("leaves_inserted")
-            if out.accounts:
-                self._write_balances(conn, list(out.accounts.values()), None)
+        heads = self._write_accounts(conn, created, table, changes)
         self._stage("accounts_updated")
         if out.pending:
             new = [p for pid, p in out.pending.items() if pid in out.pending_new]
@@ -806,48 +780,66 @@ class Ledger:
                 (frontier.size, root, out.last_timestamp, signed),
             )
         self._stage("before_commit")
-        return out, new_heads, seq
+        return out, changes, heads, seq
 
-    def _append_history(
+    def _write_accounts(
         self,
         conn: sa.Connection,
         created: Sequence[eng.TransferRow],
-        accounts: Mapping[int, eng.AccountRow],
-        heads: Mapping[int, int],
-    ) -> tuple[list[eng.AccountRow], int]:
-        """Append one history row per account of the batch's transfers, numbered from the table's end,
-        each chained to the account's previous head. Returns those accounts (new rows, from
-        `accounts`) in the order of their rows, and the first row's seq."""
-        key = created[0][eng.T_TS]
-        entries: dict[int, bytes] = {}
-        get = entries.get
-        u16 = _U16
-        for dr, cr, ts in map(_dr_cr_ts_of, created):
-            offset = (ts - key) << 1
-            entries[dr] = get(dr, b"") + u16[offset]
-            entries[cr] = get(cr, b"") + u16[offset | 1]
-        # In account order (the balance rows' key): the balance updates then walk that table's
-        # pages in order.
-        rows = sorted(map(accounts.__getitem__, entries), key=_account_ts_of)
-        first = 1 + int(
-            conn.exec_driver_sql("SELECT COALESCE(MAX(seq), 0) FROM ledger_account_history").scalar_one()
-        )
-        n = len(rows)
-        ids = list(map(_id_of_row, rows))
-        columns = (
-            range(first, first + n),
-            map(_account_ts_of, rows),
-            repeat(key, n),
-            map(heads.__getitem__, ids),
-            self._d.blobs(map(entries.__getitem__, ids)),
-        )
-        self._insert_rows(
-            conn,
-            "INSERT INTO ledger_account_history (seq, account_timestamp, batch_timestamp, previous_seq, entries)",
-            5,
-            list(chain.from_iterable(zip(*columns, strict=True))),
-        )
-        return rows, first
+        table: AccountTable,
+        changes: AccountChanges,
+    ) -> Column:
+        """Append one history row per account of the batch's transfers (numbered from the table's
+        end, each chained to the account's previous head) and rewrite the balance rows of every
+        changed account. Returns the changed accounts' new history heads, in `changes` order.
+
+        Both go in account order (the balance rows' key): the updates then walk that table's pages
+        in order."""
+        slots = changes.slots
+        heads: Column = table.cols[C_HEAD, slots]  # a copy (fancy indexing)
+        n = len(created)
+        if n:
+            key = created[0][eng.T_TS]
+            get = table.slots.__getitem__
+            offsets = (np.fromiter(map(_ts_of, created), np.int64, n) - key) << 1
+            sides = (map(get, map(_row_dr_of, created)), map(get, map(_row_cr_of, created)))
+            entry_slots = np.fromiter(chain(*sides), np.int64, 2 * n)
+            # History entries: (timestamp - batch timestamp) << 1 | side, as little-endian u16 (a
+            # batch's timestamps span at most BATCH_MAX).
+            entries = np.concatenate((offsets, offsets | 1))
+            accounts = table.cols[C_TS, entry_slots]
+            by = np.lexsort((entries, accounts))  # by account, then in timestamp order
+            accounts = accounts[by]
+            starts = np.flatnonzero(np.diff(accounts, prepend=-1))  # each account's first entry
+            m = len(starts)
+            first = 1 + int(
+                conn.exec_driver_sql("SELECT COALESCE(MAX(seq), 0) FROM ledger_account_history").scalar_one()
+            )
+            seqs = np.arange(first, first + m, dtype=np.int64)
+            moved = entry_slots[by[starts]]
+            sorter = np.argsort(slots)
+            at = sorter[np.searchsorted(slots, moved, sorter=sorter) % max(len(slots), 1)]
+            if not len(slots) or not np.array_equal(slots[at], moved):
+                raise LedgerInvariantError("a transfer of the batch moved an account without changing it")
+            previous = heads[at]
+            heads[at] = seqs
+            data = bytearray(entries[by].astype("<u2").tobytes())
+            bounds = (np.append(starts, 2 * n) * 2).tolist()
+            values: list[Any] = [None] * (5 * m)
+            values[0::5] = seqs.tolist()
+            values[1::5] = accounts[starts].tolist()
+            values[2::5] = [key] * m
+            values[3::5] = previous.tolist()
+            values[4::5] = [data[a:b] for a, b in pairwise(bounds)]
+            self._insert_rows(
+                conn,
+                "INSERT INTO ledger_account_history (seq, account_timestamp, batch_timestamp, previous_seq, entries)",
+                5,
+                values,
+            )
+        if len(slots):
+            self._write_balances(conn, table.cols[C_TS, slots], changes.cols, heads)
+        return heads
 
     def _write_account_balances(
         self, conn: sa.Connection, records: Sequence[eng.BalanceRow], accounts: Mapping[int, eng.AccountRow]
@@ -862,39 +854,33 @@ class Ledger:
             list(chain.from_iterable(rows)),
         )
 
-    def _write_balances(self, conn: sa.Connection, rows: list[eng.AccountRow], first_seq: int | None) -> None:
-        """Rewrite the balance rows of `rows`; with `first_seq`, the i-th row's history head becomes
-        `first_seq + i`, else the heads stay."""
+    def _write_balances(self, conn: sa.Connection, stamps: Column, cols: Column, heads: Column) -> None:
+        """Rewrite the balance rows of the accounts stamped `stamps`: their new balances and flags
+        (`cols`, as `AccountChanges.cols`) and history heads, in account order."""
         d = self._d
-        ph = d.ph
-        heads = None if first_seq is None else range(first_seq, first_seq + len(rows))
+        order = np.argsort(stamps)
         if d.pg:
-            set_head = f", history_head = {ph}" if heads is not None else ""
-            params = [
-                (*r[1:5], r[10], *(() if heads is None else (heads[k],)), r[11]) for k, r in enumerate(rows)
-            ]
+            ph = d.ph
+            params = list(map(tuple, np.vstack((cols, heads, stamps))[:, order].T.tolist()))
             res = conn.exec_driver_sql(
                 f"UPDATE ledger_balances SET debits_pending = {ph}, debits_posted = {ph}, credits_pending = {ph}, "
-                f"credits_posted = {ph}, flags = {ph}{set_head} WHERE timestamp = {ph}",
+                f"credits_posted = {ph}, flags = {ph}, history_head = {ph} WHERE timestamp = {ph}",
                 params,
             )
-            if res.rowcount >= 0 and res.rowcount != len(rows):
+            if res.rowcount >= 0 and res.rowcount != len(params):
                 raise LedgerInvariantError("an account balance update did not find its account")
             return
         # SQLite: an upsert of many rows per statement. Every row exists (the accounts were read in
         # this transaction under its write lock), so it always takes the update branch.
-        tail = (
+        self._insert_rows(
+            conn,
+            f"INSERT INTO ledger_balances ({_BALANCE_COLS}) SELECT * FROM (",
+            7,
+            np.vstack((stamps, cols, heads))[:, order].T.ravel().tolist(),
             ") WHERE true ON CONFLICT (timestamp) DO UPDATE SET debits_pending = excluded.debits_pending, "
             "debits_posted = excluded.debits_posted, credits_pending = excluded.credits_pending, "
-            "credits_posted = excluded.credits_posted, flags = excluded.flags"
-        )
-        head = f"INSERT INTO ledger_balances ({_BALANCE_COLS}) SELECT * FROM ("
-        columns = [map(g, rows) for g in _BALANCE_FIELDS]
-        values = list(
-            chain.from_iterable(zip(*columns, repeat(0, len(rows)) if heads is None else heads, strict=True))
-        )
-        self._insert_rows(
-            conn, head, 7, values, tail + ("" if heads is None else ", history_head = excluded.history_head")
+            "credits_posted = excluded.credits_posted, flags = excluded.flags, "
+            "history_head = excluded.history_head",
         )
 
     def lookup_transfers(self, ids: Sequence[int]) -> list[Transfer]:
