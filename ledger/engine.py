@@ -20,7 +20,7 @@ from typing import cast
 
 import numpy as np
 
-from .columns import C_CP, C_CPO, C_DP, C_DPO, C_FLAGS, C_HEAD, C_LEDGER, AccountChanges, AccountTable
+from .columns import C_CP, C_CPO, C_DP, C_DPO, C_FLAGS, C_HEAD, C_LEDGER, AccountChanges, AccountTable, Column
 from .types import (
     ACCOUNT_FLAGS_SUPPORTED,
     AMOUNT_MAX,
@@ -275,6 +275,9 @@ class TransferOutcome:
     # in timestamp order (debit side first). Expiries record nothing, as in TigerBeetle: what they
     # release shows in the account's next record.
     balances: list[BalanceRow] = field(default_factory=list)
+    # The slots of each created transfer's debit and credit accounts in the snapshot's accounts
+    # (an AccountTable), when the path worked on columns; else None.
+    sides: tuple[Column, Column] | None = None
 
 
 def _check_transfer_ranges(t: Transfer) -> None:
@@ -754,10 +757,15 @@ def _plain_transfers(snap: TransferSnapshot, events: Sequence[Transfer], base: i
     led = np.array(ledgers, np.int64)
     if not (np.array_equal(cols[C_LEDGER, d], led) and np.array_equal(cols[C_LEDGER, c], led)):
         return None
-    slots = np.union1d(d, c)
+    touched = np.zeros(cols.shape[1], np.bool_)  # a flag per slot: cheaper than sorting the slots
+    touched[d] = True
+    touched[c] = True
+    slots = np.flatnonzero(touched)
+    position = np.zeros(cols.shape[1], np.int64)
+    position[slots] = np.arange(len(slots))
+    at = position[d], position[c]
     old = cols[:C_HEAD, slots]
     new = old[:C_LEDGER].copy()
-    at = np.searchsorted(slots, d), np.searchsorted(slots, c)
     amount = np.array(amounts, np.int64)
     debits = np.zeros(len(slots), np.int64)
     credits = np.zeros(len(slots), np.int64)
@@ -797,6 +805,7 @@ def _plain_transfers(snap: TransferSnapshot, events: Sequence[Transfer], base: i
         pending_new=set(),
         failed=[],
         last_timestamp=base + n - 1,
+        sides=(d, c),
     )
 
 

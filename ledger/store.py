@@ -784,7 +784,7 @@ class Ledger:
                 write, "INSERT INTO ledger_transfers (id, timestamp)", 2,
                 list(chain.from_iterable(zip(ids, map(_ts_of, created), strict=True))),
             )  # fmt: skip
-        heads = self._write_accounts(write, created, table, changes, first_seq)
+        heads = self._write_accounts(write, created, out.sides, table, changes, first_seq)
         if out.balances:
             self._write_account_balances(write, out.balances, table)
         self._stage("accounts_updated")
@@ -851,6 +851,7 @@ class Ledger:
         self,
         write: _Writes,
         created: Sequence[eng.TransferRow],
+        sides: tuple[Column, Column] | None,
         table: AccountTable,
         changes: AccountChanges,
         first: int,
@@ -866,10 +867,13 @@ class Ledger:
         n = len(created)
         if n:
             key = created[0][eng.T_TS]
-            get = table.slots.__getitem__
             offsets = (np.fromiter(map(_ts_of, created), np.int64, n) - key) << 1
-            sides = (map(get, map(_row_dr_of, created)), map(get, map(_row_cr_of, created)))
-            entry_slots = np.fromiter(chain(*sides), np.int64, 2 * n)
+            if sides is None:  # the created transfers' account slots (`sides`, when the engine has them)
+                get = table.slots.__getitem__
+                lookups = (map(get, map(_row_dr_of, created)), map(get, map(_row_cr_of, created)))
+                entry_slots = np.fromiter(chain(*lookups), np.int64, 2 * n)
+            else:
+                entry_slots = np.concatenate(sides)
             # History entries: (timestamp - batch timestamp) << 1 | side, as little-endian u16 (a
             # batch's timestamps span at most BATCH_MAX).
             entries = np.concatenate((offsets, offsets | 1))
