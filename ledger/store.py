@@ -198,38 +198,6 @@ class _Dialect:
         return "unnest(%s::bigint[]) AS u(t)" if self.pg else "(SELECT value AS t FROM json_each(?)) AS u"
 
 
-class _Writes:
-    """A batch's write statements, in order. On SQLite they run on the commit thread while the
-    caller prepares the next ones (sqlite3 releases the GIL while a statement runs); on PostgreSQL
-    they run at once. Nothing else may use the connection until `drain()` has returned."""
-
-    def __init__(self, conn: sa.Connection, worker: ThreadPoolExecutor | None) -> None:
-        self._conn = conn
-        self._worker = worker
-        self._dbapi: Any = conn.connection.driver_connection if worker is not None else None
-        self._running: list[Future[Any]] = []
-
-    def __call__(self, sql: str, params: Any) -> Any:
-        """Run `sql` once with a tuple of parameters, or once per row of a list of them. Returns
-        the result when the statement ran at once, else None."""
-        if self._worker is None:
-            return self._conn.exec_driver_sql(sql, params)
-        run = self._dbapi.executemany if isinstance(params, list) else self._dbapi.execute
-        self._running.append(self._worker.submit(run, sql, params))
-
-    def drain(self, *, quiet: bool = False) -> None:
-        """Wait until every statement has run; raise the first failure unless `quiet`."""
-        running, self._running = self._running, []
-        failure: BaseException | None = None
-        for f in running:
-            try:
-                f.result()
-            except BaseException as exc:  # every statement must finish first
-                failure = failure or exc
-        if failure is not None and not quiet:
-            raise failure
-
-
 class Ledger:
     """A TigerBeetle-style ledger over an SQL database. Thread-safe."""
 
@@ -366,7 +334,7 @@ class Ledger:
 
     def _insert_rows(
         self,
-        execute: Callable[[str, Any], Any],
+        conn: sa.Connection,
         head: str,
         width: int,
         values: Sequence[Any],
@@ -381,7 +349,7 @@ class Ledger:
         for k in range(0, len(values), per):
             part = values[k : k + per]
             sql = f"{head} VALUES {', '.join([row] * (len(part) // width))}{tail}"
-            execute(sql, (*first, *part))
+            conn.exec_driver_sql(sql, (*first, *part))
 
     def _load_accounts(self, conn: sa.Connection, ids: Iterable[int]) -> AccountTable:
         """A table holding the accounts among `ids` (with the heads of their history chains): the
@@ -446,11 +414,11 @@ class Ledger:
             self._cache.clear()
 
     def _finish_meta(
-        self, execute: Callable[[str, Any], Any], state: LogState, last_ts: int, frontier: merkle.Frontier
+        self, conn: sa.Connection, state: LogState, last_ts: int, frontier: merkle.Frontier
     ) -> int:
         seq = state.commit_seq + 1
         ph = self._d.ph
-        execute(
+        conn.exec_driver_sql(
             f"UPDATE ledger_meta SET last_timestamp = {ph}, tree_size = {ph}, frontier = {ph}, commit_seq = {ph} "
             f"WHERE id = 1",
             (last_ts, frontier.size, frontier.to_bytes(), seq),
@@ -569,7 +537,7 @@ class Ledger:
                         )
                     self._stage("accounts_inserted")
                     frontier = merkle.Frontier.from_bytes(state.tree_size, state.frontier)
-                    seq = self._finish_meta(conn.exec_driver_sql, state, out.last_timestamp, frontier)
+                    seq = self._finish_meta(conn, state, out.last_timestamp, frontier)
             except BaseException:
                 self._cache_seq = -1
                 raise
@@ -607,13 +575,7 @@ class Ledger:
         with self._lock, self._writer_turn(), _gc_paused():
             try:
                 with self.engine.begin() as conn:
-                    writes = _Writes(conn, self._statement_worker(conn))
-                    try:
-                        out, changes, heads, seq = self._create_transfers(conn, writes, transfers)
-                    except BaseException:
-                        writes.drain(quiet=True)  # the rollback needs the connection idle
-                        raise
-                    writes.drain()
+                    out, changes, heads, seq = self._create_transfers(conn, transfers)
                     if within_transaction is not None:
                         within_transaction(conn, out.results)
                     commit = self._commit_in_background(conn)
@@ -657,35 +619,15 @@ class Ledger:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _worker(self) -> ThreadPoolExecutor:
-        if self._commit_worker is None:
-            self._commit_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit")
-        return self._commit_worker
-
-    def _statement_worker(self, conn: sa.Connection) -> ThreadPoolExecutor | None:
-        """The commit thread, for a SQLite connection that may be used from it (checked once per
-        connection); None on PostgreSQL or for a connection bound to its thread."""
-        if self._d.pg:
-            return None
-        info = conn.connection.info
-        usable = info.get("ledger_any_thread")
-        if usable is None:
-            dbapi: Any = conn.connection.driver_connection
-            try:
-                self._worker().submit(dbapi.execute, "SELECT 1").result()
-                usable = True
-            except sqlite3.ProgrammingError:
-                usable = False
-            info["ledger_any_thread"] = usable
-        return self._worker() if usable else None
-
     def _commit_in_background(self, conn: sa.Connection) -> Future[None] | None:
         """SQLite: start the commit on a worker thread (the caller's `with` block then finds no open
         transaction). None elsewhere: the `with` block commits."""
         if self._d.pg:
             return None
+        if self._commit_worker is None:
+            self._commit_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit")
         dbapi = conn.connection.driver_connection
-        return self._worker().submit(dbapi.commit)  # type: ignore[union-attr]
+        return self._commit_worker.submit(dbapi.commit)  # type: ignore[union-attr]
 
     @staticmethod
     def _await_commit(conn: sa.Connection, commit: Future[None]) -> None:
@@ -750,11 +692,8 @@ class Ledger:
         return eng.TransferSnapshot(accounts, existing, pend, failed, expiring, state.last_timestamp)
 
     def _create_transfers(
-        self, conn: sa.Connection, write: _Writes, transfers: Sequence[Transfer]
+        self, conn: sa.Connection, transfers: Sequence[Transfer]
     ) -> tuple[eng.TransferOutcome, AccountChanges, Column, int]:
-        """Read, apply and write one batch. Reads go through `conn`; every write goes through
-        `write`, history and balances first: on SQLite those statements run while this thread
-        encodes and hashes the new transfers."""
         d = self._d
         ph = d.ph
         state = self._read_meta(conn, lock=True)
@@ -771,28 +710,14 @@ class Ledger:
                 changes = AccountChanges.of(table, changes)
             except KeyError:
                 raise LedgerInvariantError("the engine changed an account it was not given") from None
-        created = out.created
-        first_seq = 1 + int(
-            conn.exec_driver_sql("SELECT COALESCE(MAX(seq), 0) FROM ledger_account_history").scalar_one()
-        )  # the last read: from here on the connection is the writes'
 
-        # Write back: ids, history, balances, transfers, Merkle leaves and nodes, pending states,
-        # failures, meta.
-        if created:
-            ids = d.blobs(d.ids_in(map(itemgetter(0), created)))
-            self._insert_rows(
-                write, "INSERT INTO ledger_transfers (id, timestamp)", 2,
-                list(chain.from_iterable(zip(ids, map(_ts_of, created), strict=True))),
-            )  # fmt: skip
-        heads = self._write_accounts(write, created, out.sides, table, changes, first_seq)
-        if out.balances:
-            self._write_account_balances(write, out.balances, table)
-        self._stage("accounts_updated")
+        # Write back: transfers, Merkle leaves and nodes, history, balances, pending states, failures, meta.
+        created = out.created
         frontier = merkle.Frontier.from_bytes(state.tree_size, state.frontier)
         if created:
             encoded = encode_transfers(created)
             first_leaf = frontier.size
-            write(  # bytearray blobs: see _Dialect.blobs
+            conn.exec_driver_sql(  # bytearray blobs: see _Dialect.blobs
                 f"INSERT INTO ledger_transfer_blocks (first_timestamp, first_leaf_index, transfers) "
                 f"VALUES ({ph}, {ph}, {ph})",
                 [
@@ -800,47 +725,57 @@ class Ledger:
                     for k in range(0, len(created), TRANSFER_BLOCK)
                 ],
             )
+            ids = d.blobs(d.ids_in(map(itemgetter(0), created)))
+            self._insert_rows(
+                conn, "INSERT INTO ledger_transfers (id, timestamp)", 2,
+                list(chain.from_iterable(zip(ids, map(_ts_of, created), strict=True))),
+            )  # fmt: skip
             self._stage("transfers_inserted")
             sha = hashlib.sha256
             leaf_hashes = [sha(b"\x00" + e).digest() for e in encoded]
             node_rows = frontier.extend(leaf_hashes, NODE_MIN_LEVEL)
-            write(
+            conn.exec_driver_sql(
                 f"INSERT INTO ledger_leaves (first_leaf_index, leaf_hashes) VALUES ({ph}, {ph})",
                 (first_leaf, b"".join(leaf_hashes)),
             )
             if node_rows:
-                write(
+                conn.exec_driver_sql(
                     f"INSERT INTO ledger_nodes (level, node_index, node_hash) VALUES ({ph}, {ph}, {ph})",
                     node_rows,
                 )
+            self._stage("leaves_inserted")
+            if out.balances:
+                self._write_account_balances(conn, out.balances, table)
         else:
             self._stage("transfers_inserted")
-        self._stage("leaves_inserted")
+            self._stage("leaves_inserted")
+        heads = self._write_accounts(conn, created, out.sides, table, changes)
+        self._stage("accounts_updated")
         if out.pending:
             new = [p for pid, p in out.pending.items() if pid in out.pending_new]
             changed = [p for pid, p in out.pending.items() if pid not in out.pending_new]
             if new:
-                write(
+                conn.exec_driver_sql(
                     f"INSERT INTO ledger_pending (id, state, expires_at_ns, resolved_at_ns) VALUES ({ph}, {ph}, {ph}, {ph})",
                     [(d.id_in(p[0]), p[1], p[2], p[3]) for p in new],
                 )
             if changed:
-                write(
+                conn.exec_driver_sql(
                     f"UPDATE ledger_pending SET state = {ph}, resolved_at_ns = {ph} WHERE id = {ph}",
                     [(p[1], p[3], d.id_in(p[0])) for p in changed],
                 )
         if out.failed:
-            write(
+            conn.exec_driver_sql(
                 f"INSERT INTO ledger_failed_transfers (id, status, timestamp) VALUES ({ph}, {ph}, {ph})",
                 [(d.id_in(i), s, ts) for i, s, ts in out.failed],
             )
-        seq = self._finish_meta(write, state, out.last_timestamp, frontier)
+        seq = self._finish_meta(conn, state, out.last_timestamp, frontier)
         if created:
             root = frontier.root()
             signed = note.sign_note(
                 note.format_checkpoint(note.Checkpoint(self.origin, frontier.size, root)), self.signer
             )
-            write(
+            conn.exec_driver_sql(
                 f"INSERT INTO ledger_checkpoints (tree_size, root_hash, timestamp, note) VALUES ({ph}, {ph}, {ph}, {ph})",
                 (frontier.size, root, out.last_timestamp, signed),
             )
@@ -849,15 +784,14 @@ class Ledger:
 
     def _write_accounts(
         self,
-        write: _Writes,
+        conn: sa.Connection,
         created: Sequence[eng.TransferRow],
         sides: tuple[Column, Column] | None,
         table: AccountTable,
         changes: AccountChanges,
-        first: int,
     ) -> Column:
-        """Append one history row per account of the batch's transfers (numbered from `first`, the
-        table's end, each chained to the account's previous head) and rewrite the balance rows of every
+        """Append one history row per account of the batch's transfers (numbered from the table's
+        end, each chained to the account's previous head) and rewrite the balance rows of every
         changed account. Returns the changed accounts' new history heads, in `changes` order.
 
         Both go in account order (the balance rows' key): the updates then walk that table's pages
@@ -868,7 +802,7 @@ class Ledger:
         if n:
             key = created[0][eng.T_TS]
             offsets = (np.fromiter(map(_ts_of, created), np.int64, n) - key) << 1
-            if sides is None:  # the created transfers' account slots (`sides`, when the engine has them)
+            if sides is None:  # the engine did not give the created transfers' account slots
                 get = table.slots.__getitem__
                 lookups = (map(get, map(_row_dr_of, created)), map(get, map(_row_cr_of, created)))
                 entry_slots = np.fromiter(chain(*lookups), np.int64, 2 * n)
@@ -882,6 +816,9 @@ class Ledger:
             accounts = accounts[by]
             starts = np.flatnonzero(np.diff(accounts, prepend=-1))  # each account's first entry
             m = len(starts)
+            first = 1 + int(
+                conn.exec_driver_sql("SELECT COALESCE(MAX(seq), 0) FROM ledger_account_history").scalar_one()
+            )
             seqs = np.arange(first, first + m, dtype=np.int64)
             moved = entry_slots[by[starts]]
             sorter = np.argsort(slots)
@@ -899,29 +836,29 @@ class Ledger:
             values[3::5] = previous.tolist()
             values[4::5] = [data[a:b] for a, b in pairwise(bounds)]
             self._insert_rows(
-                write,
+                conn,
                 "INSERT INTO ledger_account_history (seq, account_timestamp, batch_timestamp, previous_seq, entries)",
                 5,
                 values,
             )
         if len(slots):
-            self._write_balances(write, table.cols[C_TS, slots], changes.cols, heads)
+            self._write_balances(conn, table.cols[C_TS, slots], changes.cols, heads)
         return heads
 
     def _write_account_balances(
-        self, write: _Writes, records: Sequence[eng.BalanceRow], accounts: Mapping[int, eng.AccountRow]
+        self, conn: sa.Connection, records: Sequence[eng.BalanceRow], accounts: Mapping[int, eng.AccountRow]
     ) -> None:
         """Insert the HISTORY accounts' balances after each of the batch's transfers, in key order."""
         rows = sorted((accounts[r[0]][eng.A_TS], *r[1:]) for r in records)
         self._insert_rows(
-            write,
+            conn,
             "INSERT INTO ledger_account_balances (account_timestamp, timestamp, side, debits_pending, "
             "debits_posted, credits_pending, credits_posted)",
             7,
             list(chain.from_iterable(rows)),
         )
 
-    def _write_balances(self, write: _Writes, stamps: Column, cols: Column, heads: Column) -> None:
+    def _write_balances(self, conn: sa.Connection, stamps: Column, cols: Column, heads: Column) -> None:
         """Rewrite the balance rows of the accounts stamped `stamps`: their new balances and flags
         (`cols`, as `AccountChanges.cols`) and history heads, in account order."""
         d = self._d
@@ -929,7 +866,7 @@ class Ledger:
         if d.pg:
             ph = d.ph
             params = list(map(tuple, np.vstack((cols, heads, stamps))[:, order].T.tolist()))
-            res = write(
+            res = conn.exec_driver_sql(
                 f"UPDATE ledger_balances SET debits_pending = {ph}, debits_posted = {ph}, credits_pending = {ph}, "
                 f"credits_posted = {ph}, flags = {ph}, history_head = {ph} WHERE timestamp = {ph}",
                 params,
@@ -940,7 +877,7 @@ class Ledger:
         # SQLite: whole rows replaced, many per statement (cheaper there than UPDATE or an upsert).
         # Every row exists: the accounts were read in this transaction under its write lock.
         self._insert_rows(
-            write,
+            conn,
             f"INSERT OR REPLACE INTO ledger_balances ({_BALANCE_COLS})",
             7,
             np.vstack((stamps, cols, heads))[:, order].T.ravel().tolist(),
