@@ -30,6 +30,7 @@ __all__ = [
     "AccountChanges",
     "AccountTable",
     "Column",
+    "positions",
 ]
 
 Column = npt.NDArray[np.int64]
@@ -40,6 +41,20 @@ C_DP, C_DPO, C_CP, C_CPO, C_FLAGS, C_LEDGER, C_TS, C_HEAD = range(8)
 _CHANGING = 5
 # Account row offsets of the values held in columns C_DP..C_TS.
 _ROW_FIELDS = (1, 2, 3, 4, 10, 8, 11)
+
+
+def positions(slots: Column, size: int) -> Column:
+    """For every slot below `size`, its position in `slots` (distinct slots), or -1 if absent."""
+    at = np.full(size, -1, np.int64)
+    at[slots] = np.arange(len(slots))
+    return at
+
+
+def _row(static: AccountRow, changing: list[int]) -> AccountRow:
+    """An account row from the row as put and the values of columns C_DP..C_FLAGS."""
+    dp, dpo, cp, cpo, flags = changing
+    r = static
+    return (r[0], dp, dpo, cp, cpo, r[5], r[6], r[7], r[8], r[9], flags, r[11])
 
 
 class AccountTable(Mapping[int, AccountRow]):
@@ -95,13 +110,9 @@ class AccountTable(Mapping[int, AccountRow]):
     def head(self, account_id: int) -> int:
         return int(self.cols[C_HEAD, self.slots[account_id]])
 
-    def row_at(self, slot: int) -> AccountRow:
-        r = self.rows[slot]
-        dp, dpo, cp, cpo, flags = self.cols[:_CHANGING, slot].tolist()
-        return (r[0], dp, dpo, cp, cpo, r[5], r[6], r[7], r[8], r[9], flags, r[11])
-
     def __getitem__(self, account_id: int) -> AccountRow:
-        return self.row_at(self.slots[account_id])
+        slot = self.slots[account_id]
+        return _row(self.rows[slot], self.cols[:_CHANGING, slot].tolist())
 
     def __contains__(self, account_id: object) -> bool:
         return account_id in self.slots
@@ -146,9 +157,7 @@ class AccountChanges(Mapping[int, AccountRow]):
 
     def __getitem__(self, account_id: int) -> AccountRow:
         k = self._positions()[account_id]
-        r = self.table.rows[int(self.slots[k])]
-        dp, dpo, cp, cpo, flags = self.cols[:, k].tolist()
-        return (r[0], dp, dpo, cp, cpo, r[5], r[6], r[7], r[8], r[9], flags, r[11])
+        return _row(self.table.rows[int(self.slots[k])], self.cols[:, k].tolist())
 
     def __contains__(self, account_id: object) -> bool:
         return account_id in self._positions()

@@ -20,7 +20,19 @@ from typing import cast
 
 import numpy as np
 
-from .columns import C_CP, C_CPO, C_DP, C_DPO, C_FLAGS, C_HEAD, C_LEDGER, AccountChanges, AccountTable, Column
+from .columns import (
+    C_CP,
+    C_CPO,
+    C_DP,
+    C_DPO,
+    C_FLAGS,
+    C_HEAD,
+    C_LEDGER,
+    AccountChanges,
+    AccountTable,
+    Column,
+    positions,
+)
 from .types import (
     ACCOUNT_FLAGS_SUPPORTED,
     AMOUNT_MAX,
@@ -761,8 +773,7 @@ def _plain_transfers(snap: TransferSnapshot, events: Sequence[Transfer], base: i
     touched[d] = True
     touched[c] = True
     slots = np.flatnonzero(touched)
-    position = np.zeros(cols.shape[1], np.int64)
-    position[slots] = np.arange(len(slots))
+    position = positions(slots, cols.shape[1])
     at = position[d], position[c]
     old = cols[:C_HEAD, slots]
     new = old[:C_LEDGER].copy()

@@ -52,7 +52,7 @@ from identity.sql import Clock, open_engine, system_clock_ns
 from . import engine as eng
 from . import merkle, note
 from .codec import decode_transfers, encode_transfers
-from .columns import C_HEAD, C_TS, AccountChanges, AccountTable, Column
+from .columns import C_HEAD, C_TS, AccountChanges, AccountTable, Column, positions
 from .tables import TRANSFER_BLOCK, create_schema
 from .types import (
     BATCH_MAX,
@@ -821,9 +821,8 @@ class Ledger:
             )
             seqs = np.arange(first, first + m, dtype=np.int64)
             moved = entry_slots[by[starts]]
-            sorter = np.argsort(slots)
-            at = sorter[np.searchsorted(slots, moved, sorter=sorter) % max(len(slots), 1)]
-            if not len(slots) or not np.array_equal(slots[at], moved):
+            at = positions(slots, table.cols.shape[1])[moved]
+            if np.any(at < 0):
                 raise LedgerInvariantError("a transfer of the batch moved an account without changing it")
             previous = heads[at]
             heads[at] = seqs

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import engine as eng
-from ledger.columns import C_DPO, C_HEAD, AccountChanges, AccountTable
+from ledger.columns import C_DPO, AccountChanges, AccountTable, positions
 from ledger.types import BALANCE_MAX, ID_MAX, LedgerInvariantError
 
 from .test_engine import _same, setup, tr
@@ -73,6 +73,7 @@ def test_the_plain_path_over_a_table_matches_the_event_by_event_path() -> None:
     m.create_transfers([tr(1, dr=1, cr=4, amount=100)])
     events = [tr(10 + k, dr=[1, 2, 4][k % 3], cr=[2, 1, 1][k % 3], amount=k % 5 + 1) for k in range(60)]
     table = AccountTable.of(m.accounts.values())  # the snapshot's accounts as the store passes them
+    before = table.cols.copy()
     snap = eng.TransferSnapshot(table, dict(m.transfers), dict(m.pending), dict(m.failed), (), m.last_ts)
     base = eng.batch_timestamp(m.now, m.last_ts)
     plain, exact = eng._plain_transfers(snap, events, base), eng._transfers_in_order(snap, events, base)
@@ -82,7 +83,7 @@ def test_the_plain_path_over_a_table_matches_the_event_by_event_path() -> None:
     debit_slots, credit_slots = plain.sides
     assert [table.rows[s][0] for s in debit_slots.tolist()] == [e.debit_account_id for e in events]
     assert [table.rows[s][0] for s in credit_slots.tolist()] == [e.credit_account_id for e in events]
-    assert not np.any(table.cols[C_HEAD])  # the engine changed nothing in the table itself
+    assert np.array_equal(table.cols, before)  # the engine changed nothing in the table itself
 
 
 def test_changes_that_break_an_invariant_are_refused() -> None:
@@ -100,3 +101,8 @@ def test_changes_that_break_an_invariant_are_refused() -> None:
     negative[0, 0] = -1
     with pytest.raises(LedgerInvariantError, match="out of range"):
         eng._check_changes(table, AccountChanges(table, slots, negative))
+
+
+def test_positions_map_each_slot_to_its_place_and_others_to_minus_one() -> None:
+    at = positions(np.array([4, 1, 6]), 8)
+    assert at.tolist() == [-1, 1, -1, -1, 0, -1, 2, -1]
