@@ -1,4 +1,4 @@
-"""The JOSE layer under SD-JWT: strict base64url, JWK import, the libsodium EdDSA path, key cache."""
+"""The JOSE layer under SD-JWT: strict base64url, JWK import, the EdDSA algorithm (libsodium signs, ed25519-zebra verifies), key cache."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_private_keys_import_and_sign(generate: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# JWS verification through joserfc with the libsodium EdDSA algorithm
+# JWS verification through joserfc with our EdDSA algorithm
 
 
 def _ed_key_pair() -> tuple[dict[str, Any], Any]:
