@@ -9,7 +9,6 @@ recorded balances of HISTORY accounts are replayed too (`_HistoryReplay`).
 
 from __future__ import annotations
 
-import hashlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -224,7 +223,6 @@ def audit(ledger: Ledger, log_keys: Sequence[str | note.NoteVerifier] | None = N
             "SELECT first_leaf_index, leaf_hashes FROM ledger_leaves ORDER BY first_leaf_index"
         )
         leaf_iter = _stored_leaves(leaf_rows, rep)
-        sha = hashlib.sha256
         last_ts = 0
         for t in ledger._transfer_rows(conn):
             rep.transfers += 1
@@ -249,7 +247,7 @@ def audit(ledger: Ledger, log_keys: Sequence[str | note.NoteVerifier] | None = N
                     cr[3] += amount
             if dr is not None and cr is not None:
                 history.transfer(t, pend.get(t[0]), expires.get(t[0], 0))
-            h = sha(b"\x00" + encode_transfer(t)).digest()
+            h = merkle.leaf_hash(encode_transfer(t))
             stored = next(leaf_iter, None)
             if stored is None or int(stored[0]) != frontier.size:
                 rep.problem(f"leaf {frontier.size}: missing from the leaf table")

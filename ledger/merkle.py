@@ -45,20 +45,23 @@ class ProofError(ValueError):
     """A proof cannot be produced or verified (bad sizes, wrong length, mismatch)."""
 
 
+# Copying a context that already holds the domain prefix costs less than starting a new one.
+_LEAF_PREFIX = _sha256(b"\x00")
+_NODE_PREFIX = _sha256(b"\x01")
+
+
 def leaf_hash(leaf: bytes) -> bytes:
-    return _sha256(b"\x00" + leaf).digest()
+    h = _LEAF_PREFIX.copy()
+    h.update(leaf)
+    return h.digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     return _sha256(b"\x01" + left + right).digest()
 
 
-_NODE_PREFIX = _sha256(b"\x01")
-
-
 def _pair_hashes(layer: list[bytes]) -> list[bytes]:
-    """`node_hash` of each consecutive pair of `layer` (an odd last hash is left out). Copying a
-    context that already holds the 0x01 prefix costs less than starting a new one per node."""
+    """`node_hash` of each consecutive pair of `layer` (an odd last hash is left out)."""
     joined = b"".join(layer)
     copy = _NODE_PREFIX.copy
     out: list[bytes] = []

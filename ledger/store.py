@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import json
 import os
 import sqlite3
@@ -70,6 +69,7 @@ from .types import (
     Transfer,
     TransferFlags,
 )
+from .wal_checkpointer import WalCheckpointer
 
 if TYPE_CHECKING:
     from .audit import AuditReport
@@ -234,6 +234,7 @@ class Ledger:
             else None
         )
         self._writer_lock_fd: tuple[int, int] | None = None  # (pid, fd): a forked child opens its own
+        self._checkpointer: WalCheckpointer | None = None  # see `open`
         self._owns_engine = False  # close() disposes only an engine that `open` created
         if create:
             _refuse_an_earlier_layout(engine)
@@ -260,14 +261,18 @@ class Ledger:
                 # Up to 1 GiB of page cache (grows on demand): balance rows and the id index of a
                 # large ledger stay cached.
                 cur.execute("PRAGMA cache_size=-1048576")
-                # Checkpoint the WAL less often: pages rewritten by consecutive batches (balances,
-                # the last pages of each table) are then copied back once. Every commit still
-                # fsyncs the WAL.
+                # The ledger's checkpointer thread copies the WAL back between batches; the
+                # writer's own checkpoint (which would stall a commit) is only the backstop for a
+                # log the thread cannot keep up with. Every commit still fsyncs the WAL.
                 cur.execute("PRAGMA wal_autocheckpoint=50000")
                 cur.close()
 
         ledger = cls(engine, signing_key=signing_key, origin=origin, clock=clock, **kwargs)
         ledger._owns_engine = True
+        db = engine.url.database
+        if db and ledger._writer_lock_path is not None:  # a SQLite file
+            # its log is copied back by a thread about every two full batches (wal_checkpointer)
+            ledger._checkpointer = WalCheckpointer(db, min_events=2 * BATCH_MAX)
         return ledger
 
     def close(self) -> None:
@@ -277,6 +282,8 @@ class Ledger:
         if self._commit_worker is not None:
             self._commit_worker.shutdown()
             self._commit_worker = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         if self._writer_lock_fd is not None and self._writer_lock_fd[0] == os.getpid():
             os.close(self._writer_lock_fd[1])
         self._writer_lock_fd = None
@@ -591,6 +598,8 @@ class Ledger:
                     finally:
                         if commit is not None:
                             self._await_commit(conn, commit)
+                if self._checkpointer is not None:
+                    self._checkpointer.committed(n)
             except BaseException:
                 self._cache_seq = -1
                 raise
@@ -731,8 +740,7 @@ class Ledger:
                 list(chain.from_iterable(zip(ids, map(_ts_of, created), strict=True))),
             )  # fmt: skip
             self._stage("transfers_inserted")
-            sha = hashlib.sha256
-            leaf_hashes = [sha(b"\x00" + e).digest() for e in encoded]
+            leaf_hashes = list(map(merkle.leaf_hash, encoded))
             node_rows = frontier.extend(leaf_hashes, NODE_MIN_LEVEL)
             conn.exec_driver_sql(
                 f"INSERT INTO ledger_leaves (first_leaf_index, leaf_hashes) VALUES ({ph}, {ph})",
