@@ -170,11 +170,22 @@ class _KeyCache:
         self._limit = limit
         self._items: OrderedDict[object, Key] = OrderedDict()
         self._lock = threading.Lock()
+        # the last key returned, with a copy of its JWK: a verifier usually checks many tokens of
+        # one issuer in a row, and comparing two small dicts is cheaper than building the cache key
+        self._last: tuple[dict[str, Any], Key] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
 
     def get(self, jwk: Mapping[str, Any]) -> Key:
+        last = self._last
+        if last is not None and last[0] == jwk:
+            return last[1]
+        key = self._lookup(jwk)
+        self._last = (dict(jwk), key)
+        return key
+
+    def _lookup(self, jwk: Mapping[str, Any]) -> Key:
         try:
             cache_key: object = tuple(sorted(jwk.items()))
             hash(cache_key)

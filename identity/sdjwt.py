@@ -316,7 +316,11 @@ def _decode_disclosures(raws: Sequence[str]) -> dict[str, _Decoded]:
 
 
 class _Processor:
-    """RFC 9901 section 7.1 step 3: replace digests by disclosed values, strictly."""
+    """RFC 9901 section 7.1 step 3: replace digests by disclosed values, strictly.
+
+    Input is decoded JSON, so containers are exactly ``dict`` and ``list``: exact type tests keep
+    this walk cheap (it runs on every claim of every presentation).
+    """
 
     __slots__ = ("disclosures", "seen", "used")
 
@@ -325,68 +329,70 @@ class _Processor:
         self.seen: set[str] = set()
         self.used: dict[str, ClaimPath] = {}
 
-    def _take(self, digest: Any, path: ClaimPath, *, array: bool) -> _Decoded | None:
-        if not isinstance(digest, str):
+    def _take(self, digest: Any) -> _Decoded | None:
+        if type(digest) is not str:
             raise SDJWTError("digest must be a string")
         if digest in self.seen:
             raise SDJWTError("a digest appears more than once in the SD-JWT")
         self.seen.add(digest)
-        disclosure = self.disclosures.get(digest)
-        if disclosure is None:
-            return None
-        if array and disclosure[2] is not None:
-            raise SDJWTError("an array element digest refers to an object-property disclosure")
-        if not array and disclosure[2] is None:
-            raise SDJWTError("an object digest refers to an array-element disclosure")
-        self.used[digest] = path
-        return disclosure
+        return self.disclosures.get(digest)
 
-    def run(self, node: Any, path: ClaimPath, depth: int) -> Any:
+    def _value(self, value: Any, path: ClaimPath, depth: int) -> Any:
+        kind = type(value)
+        if kind is dict:
+            return self._object(value, path, depth)
+        if kind is list:
+            return self._array(value, path, depth)
+        return value
+
+    def _object(self, node: dict[str, Any], path: ClaimPath, depth: int) -> dict[str, Any]:
         if depth > MAX_DEPTH:
             raise SDJWTError("SD-JWT nests too deeply")
-        if isinstance(node, dict):
-            out: dict[str, Any] = {}
-            for key, value in node.items():
-                if key == "_sd":
-                    continue
-                # scalars are copied as they are; only containers can hold digests
-                out[key] = (
-                    self.run(value, (*path, key), depth + 1) if isinstance(value, dict | list) else value
-                )
-            digests = node.get("_sd")
-            if digests is not None:
-                if not isinstance(digests, list):
-                    raise SDJWTError("_sd must be an array")
-                for digest in digests:
-                    probe = self._take(digest, path, array=False)
-                    if probe is None:
-                        continue
-                    name = probe[2]
-                    if name is None or name in RESERVED_NAMES:
-                        raise SDJWTError(f"disclosure uses a reserved claim name {name!r}")
-                    if name in out or (name == "_sd_alg" and depth == 0):
-                        raise SDJWTError(f"disclosed claim {name!r} already exists in the object")
-                    self.used[digest] = (*path, name)
-                    value = probe[3]
-                    out[name] = (
-                        self.run(value, (*path, name), depth + 1) if isinstance(value, dict | list) else value
-                    )
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "_sd":
+                continue
+            kind = type(value)
+            if kind is dict or kind is list:
+                value = self._value(value, (*path, key), depth + 1)
+            out[key] = value
+        digests = node.get("_sd")
+        if digests is None:
             return out
-        if isinstance(node, list):
-            items: list[Any] = []
-            for element in node:
-                if isinstance(element, dict) and len(element) == 1 and "..." in element:
-                    index = len(items)
-                    probe = self._take(element["..."], (*path, index), array=True)
-                    if probe is not None:
-                        items.append(self.run(probe[3], (*path, index), depth + 1))
-                    continue
-                if isinstance(element, dict | list):
-                    items.append(self.run(element, (*path, len(items)), depth + 1))
-                else:
-                    items.append(element)
-            return items
-        return node
+        if type(digests) is not list:
+            raise SDJWTError("_sd must be an array")
+        for digest in digests:
+            probe = self._take(digest)
+            if probe is None:
+                continue
+            name = probe[2]
+            if name is None:
+                raise SDJWTError("an object digest refers to an array-element disclosure")
+            if name in RESERVED_NAMES:
+                raise SDJWTError(f"disclosure uses a reserved claim name {name!r}")
+            if name in out or (name == "_sd_alg" and depth == 0):
+                raise SDJWTError(f"disclosed claim {name!r} already exists in the object")
+            claim_path = (*path, name)
+            self.used[digest] = claim_path
+            out[name] = self._value(probe[3], claim_path, depth + 1)
+        return out
+
+    def _array(self, node: list[Any], path: ClaimPath, depth: int) -> list[Any]:
+        if depth > MAX_DEPTH:
+            raise SDJWTError("SD-JWT nests too deeply")
+        items: list[Any] = []
+        for element in node:
+            if type(element) is dict and len(element) == 1 and "..." in element:
+                probe = self._take(element["..."])
+                if probe is not None:
+                    if probe[2] is not None:
+                        raise SDJWTError("an array element digest refers to an object-property disclosure")
+                    claim_path = (*path, len(items))
+                    self.used[element["..."]] = claim_path
+                    items.append(self._value(probe[3], claim_path, depth + 1))
+                continue
+            items.append(self._value(element, (*path, len(items)), depth + 1))
+        return items
 
 
 def _process(payload: dict[str, Any], disclosures: dict[str, _Decoded]) -> tuple[dict[str, Any], _Processor]:
@@ -394,7 +400,7 @@ def _process(payload: dict[str, Any], disclosures: dict[str, _Decoded]) -> tuple
     if sd_alg != HASH_ALG:
         raise SDJWTError(f"unsupported _sd_alg {sd_alg!r}")
     proc = _Processor(disclosures)
-    claims = proc.run(payload, (), 0)
+    claims = proc._object(payload, (), 0)
     claims.pop("_sd_alg", None)
     unused = len(disclosures) - len(proc.used)
     if unused:

@@ -220,6 +220,23 @@ def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
     assert len(cache) == 3
 
 
+def test_cache_fast_path_compares_the_whole_jwk_never_the_object() -> None:
+    """The last key returned is served again only for an equal JWK, whatever dict carries it."""
+    cache = jose._KeyCache(8)
+    first, second = (jose.public_jwk(jose.generate_ed25519()) for _ in range(2))
+    for _ in range(3):  # alternating issuers: each gets its own key every time
+        assert cache.get(first).as_dict()["x"] == first["x"]
+        assert cache.get(second).as_dict()["x"] == second["x"]
+    held = dict(first)
+    parsed = cache.get(held)
+    assert cache.get(dict(first)) is parsed
+    held["x"] = second["x"]  # the caller reuses its dict for another key: no stale answer
+    assert cache.get(held).as_dict()["x"] == second["x"]
+    restricted = dict(first, key_ops=["verify"])  # one member more is another key
+    assert cache.get(restricted) is not parsed
+    assert cache.get(restricted).as_dict()["key_ops"] == ["verify"]
+
+
 def test_signer_cache_never_signs_with_a_dead_key_object() -> None:
     """Signers are kept per key object; a new key that reuses a freed object's id gets its own."""
     for _ in range(50):
