@@ -329,6 +329,10 @@ class _Processor:
         self.seen: set[str] = set()
         self.used: dict[str, ClaimPath] = {}
 
+    def run(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The processed payload (level 0 of the nesting limit)."""
+        return self._object(payload, (), 0)
+
     def _take(self, digest: Any) -> _Decoded | None:
         if type(digest) is not str:
             raise SDJWTError("digest must be a string")
@@ -400,7 +404,7 @@ def _process(payload: dict[str, Any], disclosures: dict[str, _Decoded]) -> tuple
     if sd_alg != HASH_ALG:
         raise SDJWTError(f"unsupported _sd_alg {sd_alg!r}")
     proc = _Processor(disclosures)
-    claims = proc._object(payload, (), 0)
+    claims = proc.run(payload)
     claims.pop("_sd_alg", None)
     unused = len(disclosures) - len(proc.used)
     if unused:

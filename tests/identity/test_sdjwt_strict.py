@@ -199,6 +199,37 @@ def test_recursive_disclosures_accepted() -> None:
         _verify(_with_kb(jwt, [inner]))
 
 
+def _nested(depth: int, container: str) -> Any:
+    """A value whose innermost container sits ``depth`` levels below the claim holding it."""
+    value: Any = {"leaf": 1} if container == "object" else [1]
+    for _ in range(depth - 1):
+        value = {"x": value} if container == "object" else [value]
+    return value
+
+
+@pytest.mark.parametrize("container", ["object", "array"])
+def test_nesting_limit_at_the_edge_in_the_payload_and_in_disclosures(container: str) -> None:
+    limit = sdjwt.MAX_DEPTH  # the payload is level 0
+
+    def check(presentation: str, claim: str, expected: Any, accepted: bool) -> None:
+        if accepted:
+            assert _verify(presentation)[claim] == expected
+        else:
+            with pytest.raises(SDJWTError, match="nests too deeply"):
+                _verify(presentation)
+
+    for extra, accepted in ((0, True), (1, False)):
+        value = _nested(limit + extra, container)  # innermost container at level limit + extra
+        check(_with_kb(_signed(_base(deep=value)), []), "deep", value, accepted)
+        # a disclosed property counts from the object whose digest it replaces ...
+        d = _b64(["salt", "deep", value])
+        check(_with_kb(_signed(_base(_sd=[_digest(d)])), [d]), "deep", value, accepted)
+        # ... and a disclosed array element from its array (level 1 here)
+        element = _nested(limit - 1 + extra, container)
+        e = _b64(["salt", element])
+        check(_with_kb(_signed(_base(items=[{"...": _digest(e)}])), [e]), "items", [element], accepted)
+
+
 # -- issuer-signed JWT ---------------------------------------------------------------------------
 
 
