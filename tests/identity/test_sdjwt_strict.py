@@ -323,6 +323,37 @@ def test_malformed_serialization_rejected(bad: str) -> None:
         _verify(bad)
 
 
+def test_disclosure_count_limit_at_the_edge() -> None:
+    def presentation(count: int) -> str:
+        disclosures = [_b64([f"s{i}", f"c{i}", i]) for i in range(count)]
+        return _with_kb(_signed(_base(_sd=[_digest(d) for d in disclosures])), disclosures)
+
+    claims = _verify(presentation(sdjwt.MAX_DISCLOSURES))
+    assert claims[f"c{sdjwt.MAX_DISCLOSURES - 1}"] == sdjwt.MAX_DISCLOSURES - 1
+    with pytest.raises(SDJWTError, match="too many disclosures"):
+        _verify(presentation(sdjwt.MAX_DISCLOSURES + 1))
+
+
+def test_size_limit_at_the_edge() -> None:
+    """A presentation of exactly MAX_PRESENTATION_CHARS verifies; a slightly longer one is refused."""
+    limit = sdjwt.MAX_PRESENTATION_CHARS
+
+    def presentation(filler: int, padding: int) -> str:
+        d = _b64(["salt", "note", "x" * padding])
+        return _with_kb(_signed(_base(_sd=[_digest(d)], filler="f" * filler)), [d])
+
+    def sizes(filler: int) -> dict[int, str]:
+        """Presentations around the limit; base64url skips some lengths, the filler claim shifts them."""
+        start = (limit - len(presentation(filler, 0))) * 3 // 4
+        return {len(p): p for p in (presentation(filler, n) for n in range(start - 3, start + 4))}
+
+    around = next(found for found in map(sizes, range(4)) if limit in found)
+    assert len(_verify(around[limit])["note"]) > 700_000
+    over = min(n for n in around if n > limit)
+    with pytest.raises(SDJWTError, match="too large"):
+        _verify(around[over])
+
+
 def test_empty_disclosure_rejected() -> None:
     jwt = _signed(_base())
     with pytest.raises(SDJWTError, match="empty disclosure"):
