@@ -402,6 +402,37 @@ def test_kb_jwt_claims_enforced(overrides: dict[str, Any], message: str) -> None
         _verify(body + _kb(body, **overrides))
 
 
+def test_time_windows_at_their_edges() -> None:
+    """KB-JWT age up to KB_MAX_AGE_S, and CLOCK_SKEW_S of skew on every time check, both inclusive."""
+    age, skew = sdjwt.KB_MAX_AGE_S, sdjwt.CLOCK_SKEW_S
+    body = _signed(_base()) + "~"
+    for iat, refusal in (
+        (NOW - age, None),
+        (NOW - age - 1, "too old"),
+        (NOW + skew, None),
+        (NOW + skew + 1, "future"),
+    ):
+        if refusal is None:
+            assert _verify(body + _kb(body, iat=iat))["iss"] == "https://city.example"
+        else:
+            with pytest.raises(SDJWTError, match=refusal):
+                _verify(body + _kb(body, iat=iat))
+    for claims, refusal in (
+        ({"exp": NOW - skew + 1}, None),
+        ({"exp": NOW - skew}, "expired"),
+        ({"nbf": NOW + skew}, None),
+        ({"nbf": NOW + skew + 1}, "not yet valid"),
+        ({"iat": NOW + skew}, None),
+        ({"iat": NOW + skew + 1}, "issued in the future"),
+    ):
+        presentation = _with_kb(_signed(_base(**claims)), [])
+        if refusal is None:
+            assert _verify(presentation)["iss"] == "https://city.example"
+        else:
+            with pytest.raises(SDJWTError, match=refusal):
+                _verify(presentation)
+
+
 def test_kb_jwt_missing_claims_rejected() -> None:
     jwt = _signed(_base())
     body = jwt + "~"
