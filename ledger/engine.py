@@ -952,23 +952,20 @@ def _invariants_hold(before: Mapping[int, AccountRow], after: Mapping[int, Accou
     olds = list(map(before.get, after))
     if None in olds:
         return False
-    return _rows_keep_invariants(
-        cast("list[AccountRow]", olds), rows, [list(map(g, rows)) for g in _BALANCES_OF]
-    )
-
-
-def _rows_keep_invariants(olds: list[AccountRow], news: list[AccountRow], columns: list[list[int]]) -> bool:
-    """`news[i]` is `olds[i]` after the batch; `columns` are the news' four balance columns."""
+    columns = [list(map(g, rows)) for g in _BALANCES_OF]
     if min(map(min, columns)) < 0 or max(map(max, columns)) > BALANCE_MAX:
         return False
-    if any(f & _LIMITS for f in set(map(_FLAGS_OF, news))):
-        for a in news:
+    if any(f & _LIMITS for f in set(map(_FLAGS_OF, rows))):
+        for a in rows:
             flags = a[A_FLAGS]
             if (flags & _DMNEC and a[1] + a[2] > a[4]) or (flags & _CMNED and a[3] + a[4] > a[2]):
                 return False
-    if len(set(map(_LEDGER_OF, news))) != 1:
+    if len(set(map(_LEDGER_OF, rows))) != 1:
         return False
-    moved: list[int] = [sum(new) - sum(map(g, olds)) for new, g in zip(columns, _BALANCES_OF, strict=True)]
+    old_rows = cast("list[AccountRow]", olds)
+    moved: list[int] = [
+        sum(new) - sum(map(g, old_rows)) for new, g in zip(columns, _BALANCES_OF, strict=True)
+    ]
     return moved[0] == moved[2] and moved[1] == moved[3]
 
 
