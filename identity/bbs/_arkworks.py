@@ -256,11 +256,12 @@ class ArkworksBackend(Backend):
         if len(data) != OCTET_POINT_LENGTH:
             return None
         try:
-            # decompression solves for y, so the point is on the curve; the subgroup check follows
-            p = G1Point.from_compressed_bytes_unchecked(bytes(data))
+            # checked decompression: on the curve and in the prime-order subgroup (one native call
+            # is cheaper than decompressing unchecked and then testing the subgroup)
+            p = G1Point.from_compressed_bytes(bytes(data))
         except (ValueError, TypeError, OverflowError):
             return None
-        if p == self._g1_id or not p.is_in_subgroup():
+        if p == self._g1_id:
             return None
         if bytes(p.to_compressed_bytes()) != data:  # canonical encodings only
             return None
@@ -285,10 +286,10 @@ class ArkworksBackend(Backend):
         if len(data) != OCTET_G2_POINT_LENGTH:
             return None
         try:
-            p = G2Point.from_compressed_bytes(bytes(data))
+            p = G2Point.from_compressed_bytes(bytes(data))  # checked: on the curve and in G2
         except (ValueError, TypeError, OverflowError):
             return None
-        if p == self._g2_id or not p.is_in_subgroup():
+        if p == self._g2_id:
             return None
         if bytes(p.to_compressed_bytes()) != data:
             return None
