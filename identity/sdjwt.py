@@ -584,12 +584,12 @@ def _verify_kb(
     cnf = claims.get("cnf")
     if not isinstance(cnf, dict) or not isinstance(cnf.get("jwk"), dict):
         raise SDJWTError("key binding required but the credential has no cnf.jwk")
+    if "d" in cnf["jwk"]:  # refused before import: a private key is never parsed here
+        raise SDJWTError("cnf.jwk must be a public key")
     try:
         key = jose.load_key(cnf["jwk"], cache=False)  # holder keys are single-use
     except jose.JoseFailure as exc:
         raise SDJWTError(f"holder key: {exc}") from exc
-    if key.is_private:
-        raise SDJWTError("cnf.jwk must be a public key")
     try:
         header, payload_bytes = jose.verify_compact(split.kb_jwt, key)
     except jose.JoseFailure as exc:
