@@ -232,8 +232,12 @@ class ArkworksBackend(Backend):
                 if p == self._g1_id:  # no affine coordinates to map
                     continue
                 k2, k1 = divmod(k, _LAMBDA)
-                halves += (p, _phi(p))
-                scalars += (_scalar(k1), _scalar(k2))
+                if k2:
+                    halves += (p, _phi(p))
+                    scalars += (_scalar(k1), _scalar(k2))
+                else:  # a short scalar (e.g. a batch check's 128-bit weight) needs no split
+                    halves.append(p)
+                    scalars.append(_scalar(k1))
             return G1Point.multiexp_unchecked(halves, scalars)
         scs = [_scalar(k) for k in ks]
         if self.parallel and n >= PARALLEL_MSM_MIN_POINTS:
