@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -32,6 +33,10 @@ T = TypeVar("T")
 
 PARALLEL_MSM_MIN_POINTS = 64  # split a multi-scalar multiplication over two threads from this size
 PAIRING_BATCH_MAX = 64  # pairing checks answered together at most
+# After a batch of several checks (verifications are arriving together), the pairing thread waits
+# up to this long for more before starting the next one: one more check in a batch saves a whole
+# pairing product. After a lone check it starts at once, so a lone verifier never waits.
+PAIRING_BATCH_LINGER_S = 0.002
 # Fixed-base tables: 33 rows of 256 points (about 1.5 MB each); at most this many per backend.
 MAX_FIXED_BASE_TABLES = 32
 _DIGITS = 33  # signed base-256 digits of a scalar < 2^255 (the top one is at most 1)
@@ -113,12 +118,14 @@ class _PairingBatcher:
 
     A lone check costs what it did; while a check runs, the ones queued behind it (concurrent
     verifications) are tested together by :meth:`Backend.pairing_products_are_one`, and one by
-    one only if that batch fails.
+    one only if that batch fails. While checks keep arriving together, each batch also waits up
+    to ``linger_s`` for more (see ``PAIRING_BATCH_LINGER_S``).
     """
 
-    def __init__(self, backend: Backend, max_batch: int) -> None:
+    def __init__(self, backend: Backend, max_batch: int, linger_s: float) -> None:
         self._backend = backend
         self._max_batch = max_batch
+        self._linger_s = linger_s
         self._queue: queue.SimpleQueue[tuple[Sequence[tuple[G1, G2]], Future[bool]]] = queue.SimpleQueue()
         self._pid = -1
         self._lock = threading.Lock()
@@ -136,13 +143,17 @@ class _PairingBatcher:
         return future
 
     def _run(self, jobs: queue.SimpleQueue[tuple[Sequence[tuple[G1, G2]], Future[bool]]]) -> None:
+        together = False  # whether the last batch held more than one check
         while True:
             batch = [jobs.get()]
+            deadline = time.monotonic() + (self._linger_s if together else 0.0)
             while len(batch) < self._max_batch:
+                wait = deadline - time.monotonic()
                 try:
-                    batch.append(jobs.get_nowait())
+                    batch.append(jobs.get(timeout=wait) if wait > 0 else jobs.get_nowait())
                 except queue.Empty:
                     break
+            together = len(batch) > 1
             try:
                 checks = [pairs for pairs, _ in batch]
                 if len(batch) > 1 and self._backend.pairing_products_are_one(checks):
@@ -164,7 +175,7 @@ class ArkworksBackend(Backend):
         cpus = os.cpu_count() or 1
         self.parallel = cpus > 1 if parallel is None else parallel
         self._pool = _Pool(max(2, min(cpus, 8)))
-        self._pairings = _PairingBatcher(self, PAIRING_BATCH_MAX)
+        self._pairings = _PairingBatcher(self, PAIRING_BATCH_MAX, PAIRING_BATCH_LINGER_S)
         self._g1 = G1Point()
         self._g2 = G2Point()
         self._g1_id = G1Point.identity()

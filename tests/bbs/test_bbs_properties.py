@@ -310,3 +310,52 @@ def test_concurrent_pairing_checks_are_batched_and_each_answered(monkeypatch: py
     gate.set()
     assert [w() for w in waits] == truth  # the broken ones are found one by one after the batch fails
     assert batches and max(batches) > 1
+
+
+@pytest.mark.skipif("arkworks" not in BACKENDS, reason="needs the arkworks backend")
+def test_pairing_batches_wait_for_company_only_while_checks_arrive_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+
+    from identity.bbs import _arkworks
+
+    be = _arkworks.ArkworksBackend(parallel=True)
+    linger = 30.0  # far longer than a check takes: a batch that waited it out would time out below
+    batcher = _arkworks._PairingBatcher(be, 2, linger)
+    checks, truth = _pairing_checks(be)
+    good = [c for c, ok in zip(checks, truth, strict=True) if ok]
+    batches: list[int] = []
+    entered, gate = threading.Event(), threading.Event()
+    real_batch, real_one = be.pairing_products_are_one, be.pairing_product_is_one
+
+    def held_one(pairs: list[tuple[object, object]]) -> bool:
+        entered.set()
+        gate.wait(5)
+        return real_one(pairs)
+
+    def spy_batch(batch: list[list[tuple[object, object]]]) -> bool:
+        batches.append(len(batch))
+        return real_batch(batch)
+
+    monkeypatch.setattr(be, "pairing_product_is_one", held_one)
+    monkeypatch.setattr(be, "pairing_products_are_one", spy_batch)
+    gate.set()
+    # a lone check (nothing arrived with the previous one): answered at once
+    assert batcher.submit(good[0]).result(timeout=linger / 3) is True
+    # the pairing thread is held on a lone check while two queue up: those two form one batch
+    gate.clear()
+    entered.clear()
+    held = batcher.submit(good[1])
+    assert entered.wait(5)
+    queued = [batcher.submit(c) for c in good[2:4]]
+    gate.set()
+    assert [f.result(timeout=linger / 3) for f in (held, *queued)] == [True] * 3
+    assert batches == [2]  # the sizes of the batches of several checks
+    # checks now arrive together, so the next one waits for the one that follows it
+    first = batcher.submit(good[4])
+    time.sleep(0.05)
+    second = batcher.submit(good[5])
+    assert first.result(timeout=linger / 3) and second.result(timeout=linger / 3)
+    assert batches == [2, 2]
