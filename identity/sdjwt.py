@@ -161,13 +161,15 @@ class _Builder:
         return jose.b64u_encode(hashlib.sha256(secrets.token_bytes(SALT_BYTES)).digest())
 
     def build(self, node: Any, depth: int) -> Any:
-        if depth > MAX_DEPTH:
-            raise SDJWTError("claims nest too deeply")
+        """The payload form of ``node``, a value ``depth`` levels below the payload (level 0)."""
         if isinstance(node, SD):
             raise SDJWTError("SD marks a dict key or a list element, not a value")
+        if isinstance(node, Mapping | list | tuple) and depth > MAX_DEPTH:
+            raise SDJWTError("claims nest too deeply")  # the verifier's limit, counted alike
         if isinstance(node, Mapping):
             out: dict[str, Any] = {}
             digests: list[str] = []
+            names: set[str] = set()  # plain and disclosable alike: a verifier refuses a name twice
             for key, value in node.items():
                 sd = isinstance(key, SD)
                 name = key.value if isinstance(key, SD) else key
@@ -175,8 +177,9 @@ class _Builder:
                     raise SDJWTError("claim names must be strings")
                 if name in RESERVED_NAMES or name == "_sd_alg":
                     raise SDJWTError(f"claim name {name!r} is reserved")
-                if name in out:
+                if name in names:
                     raise SDJWTError(f"claim {name!r} given twice")
+                names.add(name)
                 built = self.build(value, depth + 1)
                 if sd:
                     digests.append(self._disclose([self.salt(), name, built]))

@@ -495,6 +495,61 @@ def test_issue_refuses_reserved_and_vc_registered_claims() -> None:
         sdjwt.issue({"vct": VCT}, issuer_key=ISSUER_PUB)
 
 
+def _deep(levels: int) -> Any:
+    """Objects nested ``levels`` deep: as a claim value, its innermost object is at that level."""
+    node: Any = "leaf"
+    for _ in range(levels):
+        node = {"n": node}
+    return node
+
+
+@pytest.mark.parametrize(
+    ("claims", "options", "message"),
+    [
+        ({"vct": VCT, "a": _deep(sdjwt.MAX_DEPTH + 1)}, {}, "nest too deeply"),
+        ({"vct": VCT, "a": SD(1)}, {}, "SD marks a dict key or a list element"),
+        ({"vct": VCT, 7: "x"}, {}, "claim names must be strings"),
+        ({"vct": VCT, "a": {1, 2}}, {}, "type set is not JSON"),
+        ({"vct": VCT}, {"decoys": 17}, "decoys"),
+        ({"vct": VCT}, {"decoys": -1}, "decoys"),
+        ({"vct": VCT, "cnf": {"jwk": {}}}, {"holder_jwk": "holder"}, "either a cnf claim or holder_jwk"),
+        ({"vct": VCT}, {"holder_jwk": {"kty": "oct", "k": "AAAA"}}, "holder key"),
+    ],
+)
+def test_issue_refuses_malformed_claims_and_options(
+    claims: dict[Any, Any], options: dict[str, Any], message: str
+) -> None:
+    if options.get("holder_jwk") == "holder":
+        options = {**options, "holder_jwk": jose.public_jwk(HOLDER)}
+    with pytest.raises(SDJWTError, match=message):
+        sdjwt.issue(claims, issuer_key=ISSUER, **options)
+
+
+def test_issue_accepts_what_the_verifier_accepts_at_the_edges() -> None:
+    """Containers 32 levels below the payload, a name given once either way, sixteen decoys."""
+    deepest = _deep(sdjwt.MAX_DEPTH)  # its innermost object is at level 32 (the payload is 0)
+    cred = sdjwt.issue(
+        {"vct": VCT, "iss": "https://city.example", "a": deepest, SD("b"): deepest, "c": [SD(1)]},
+        issuer_key=ISSUER,
+        holder_jwk=HOLDER,
+        decoys=16,
+    )
+    held = sdjwt.parse(cred)
+    assert len(held.payload["_sd"]) == 17
+    claims = _verify(_present(cred))
+    assert claims["a"] == claims["b"] == deepest and claims["c"] == [1]
+    for twice in ({"vct": VCT, SD("a"): 1, "a": 2}, {"vct": VCT, "a": 2, SD("a"): 1}):
+        with pytest.raises(SDJWTError, match="claim 'a' given twice"):
+            sdjwt.issue(twice, issuer_key=ISSUER)
+
+
+def test_present_needs_an_audience_and_a_nonce_for_key_binding() -> None:
+    held = sdjwt.parse(_credential(age_over_18=True))
+    for audience, nonce in ((None, NONCE), (AUD, None)):
+        with pytest.raises(SDJWTError, match="needs an audience and a nonce"):
+            sdjwt.present(held, disclose=[], holder_key=HOLDER, audience=audience, nonce=nonce)
+
+
 def test_decoys_hide_claim_count() -> None:
     cred = sdjwt.issue({"vct": VCT, SD("a"): 1}, issuer_key=ISSUER, decoys=3)
     held = sdjwt.parse(cred)
@@ -574,3 +629,72 @@ def test_peek_issuer_jwt_reads_without_verifying() -> None:
         _verify(tampered)
     with pytest.raises(SDJWTError):
         sdjwt.peek_issuer_jwt("no separator")
+
+
+# -- refusals of malformed members, each with its reason -----------------------------------------
+
+
+def _kb_payload(body: str, payload: Any) -> str:
+    return body + jose.sign_compact({"typ": "kb+jwt"}, json.dumps(payload).encode(), HOLDER)
+
+
+def _bad_presentations() -> list[tuple[str, dict[str, Any], str]]:
+    good = _signed(_base())
+    array_payload = jose.sign_compact({"typ": "dc+sd-jwt"}, json.dumps([_base()]).encode(), ISSUER)
+    return [
+        (good + "~a.b", {}, "Key Binding JWT is not a compact JWS"),
+        (_with_kb(_signed(_base(_sd=[7])), []), {}, "digest must be a string"),
+        (_with_kb(array_payload, []), {}, "JWT payload must be a JSON object"),
+        (_with_kb(_signed(_base(nbf="soon")), []), {}, "nbf must be a number"),
+        (_with_kb(_signed(_base(iat="then")), []), {}, "iat must be a number"),
+        (
+            _kb_payload(good + "~", ["not", "an", "object"]),
+            {},
+            "Key Binding JWT payload must be a JSON object",
+        ),
+        (_with_kb(good, []), {"issuer_jwk": {"kty": "oct", "k": "AAAA"}}, "issuer key"),
+        (_with_kb(good, []), {"issuer_jwk": [ISSUER_PUB]}, "issuer key"),
+    ]
+
+
+@pytest.mark.parametrize(("presentation", "options", "message"), _bad_presentations())
+def test_malformed_members_refused_with_their_reason(
+    presentation: str, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SDJWTError, match=message):
+        _verify(presentation, **options)
+
+
+def test_only_strings_are_presentations() -> None:
+    with pytest.raises(SDJWTError, match="must be a string"):
+        _verify(_with_kb(_signed(_base()), []).encode())  # type: ignore[arg-type]
+
+
+def test_expected_issuer_enforced_when_given() -> None:
+    presentation = _with_kb(_signed(_base()), [])
+    args: dict[str, Any] = {
+        "issuer_jwk": ISSUER_PUB,
+        "expected_audience": AUD,
+        "expected_nonce": NONCE,
+        "now": NOW,
+    }
+    assert sdjwt.verify(presentation, expected_issuer="https://city.example", **args).claims["vct"] == VCT
+    with pytest.raises(SDJWTError, match="unexpected issuer"):
+        sdjwt.verify(presentation, expected_issuer="https://other.example", **args)
+
+
+@pytest.mark.parametrize(
+    ("jwt", "message"),
+    [
+        ("!!!." + _b64({"iss": "x"}) + ".sig", "JWT header is not base64url"),
+        (jose.b64u_encode(b"{not json") + "." + _b64({"iss": "x"}) + ".sig", "JWT header is not valid JSON"),
+        (
+            _b64({"alg": "EdDSA"}) + "." + jose.b64u_encode(b"\xff\xfe") + ".sig",
+            "JWT payload is not valid JSON",
+        ),
+        (_b64(["alg"]) + "." + _b64({"iss": "x"}) + ".sig", "must be JSON objects"),
+    ],
+)
+def test_peek_issuer_jwt_refuses_undecodable_parts(jwt: str, message: str) -> None:
+    with pytest.raises(SDJWTError, match=message):
+        sdjwt.peek_issuer_jwt(jwt + "~")
