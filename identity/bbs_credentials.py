@@ -374,16 +374,30 @@ class VerifiedBBS:
         return value if isinstance(value, dict) else None
 
 
+def _unb64_json(text: Any, what: str) -> Any:
+    raw = _unb64(text, what)
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise BBSCredentialError(f"{what} is not JSON") from exc
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a string holding lone surrogates (JSON allows them; UTF-8 cannot encode them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_presentation(text: str) -> dict[str, Any]:
     if not isinstance(text, str) or len(text) > MAX_PRESENTATION_CHARS:
         raise BBSCredentialError("presentation too large or not a string")
-    try:
-        body = json.loads(_unb64(text, "presentation"))
-    except ValueError as exc:
-        raise BBSCredentialError("presentation is not JSON") from exc
+    body = _unb64_json(text, "presentation")
     if not isinstance(body, dict) or body.get("v") != 1:
         raise BBSCredentialError("unsupported presentation version")
-    header = json.loads(_unb64(body.get("header"), "header"))
+    header = _unb64_json(body.get("header"), "header")
     if not isinstance(header, dict) or header.get("typ") != HEADER_TYP:
         raise BBSCredentialError("not a Civitas BBS credential header")
     body["_header"] = header
@@ -415,7 +429,7 @@ def verify_presentation(
     if iat > when + DAY_S:
         raise BBSCredentialError("credential issued in the future")
     ctx = body.get("ctx")
-    if not isinstance(ctx, str) or not ctx or len(ctx) > 200:
+    if not isinstance(ctx, str) or not ctx or len(ctx) > 200 or not _is_utf8(ctx):
         raise BBSCredentialError("missing pseudonym context")
     if expected_context is not None and ctx != expected_context:
         raise BBSCredentialError("pseudonym for another verifier context")

@@ -177,3 +177,73 @@ def test_status_reference_must_be_well_formed() -> None:
         )
     with pytest.raises(bc.BBSCredentialError, match="status="):
         bc.issue({**CLAIMS, "status": STATUS}, key=key, iss="i", vct="v", commitment=commitment)
+
+
+# -- structural refusals, each with its reason (checked before the proof) ------------------------
+
+
+def _body(cred: bc.BBSCredential) -> dict[str, Any]:
+    return dict(json.loads(jose.b64u_decode(bc.present(cred, ["resident_of"], audience=AUD, nonce=NONCE))))
+
+
+def _pack(obj: Any) -> str:
+    return jose.b64u_encode(json.dumps(obj).encode())
+
+
+def _with_header(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    header = {**json.loads(jose.b64u_decode(body["header"])), **changes}
+    return {**body, "header": _pack(header)}
+
+
+def _message(name: str, value: Any) -> str:
+    return jose.b64u_encode(json.dumps([name, value]).encode())
+
+
+def _malformed(body: dict[str, Any]) -> list[tuple[Any, str]]:
+    n = body["n"]
+    index = body["disclosed"][0][0]
+    return [
+        (b"not text", "presentation too large or not a string"),
+        ("A" * (bc.MAX_PRESENTATION_CHARS + 1), "presentation too large or not a string"),
+        ("!!", "presentation is not base64url"),
+        (jose.b64u_encode(b"{oops"), "presentation is not JSON"),
+        (_pack({**body, "header": 7}), "header must be a base64url string"),
+        (_pack({**body, "header": jose.b64u_encode(b"{oops")}), "header is not JSON"),
+        (_pack(_with_header(body, typ="other")), "not a Civitas BBS credential header"),
+        (_pack({**body, "n": n + 1}), "header claims do not match the message count"),
+        (_pack(_with_header(body, claims="all")), "header claims do not match the message count"),
+        (_pack(_with_header(body, exp=None)), "header validity missing"),
+        (_pack(_with_header(body, iat=NOW + 10 + bc.DAY_S + 1)), "credential issued in the future"),
+        (_pack({**body, "ctx": ""}), "missing pseudonym context"),
+        (_pack({**body, "ctx": "c" * 201}), "missing pseudonym context"),
+        (_pack({**body, "ctx": "\ud800"}), "missing pseudonym context"),
+        (_pack({**body, "disclosed": {"0": "x"}}), "disclosed must be a list"),
+        (_pack({**body, "disclosed": [[index]]}), r"disclosed entries are \[index, message\]"),
+        (_pack({**body, "disclosed": [["0", _message("resident_of", "x")]]}), r"entries are \[index"),
+        (_pack({**body, "disclosed": [[n, _message("resident_of", "x")]]}), "increasing and in range"),
+        (_pack({**body, "disclosed": [[-1, _message("resident_of", "x")]]}), "increasing and in range"),
+        (_pack({**body, "disclosed": [body["disclosed"][0]] * 2}), "increasing and in range"),
+        (_pack({**body, "disclosed": [[index, _pack("just a name")]]}), r"not a \[name, value\] pair"),
+        (_pack({**body, "disclosed": [[index, jose.b64u_encode(b"\xff")]]}), r"not a \[name, value\] pair"),
+    ]
+
+
+def test_malformed_presentations_refused_with_their_reason(
+    setup: tuple[bc.BBSIssuerKey, bc.BBSCredential],
+) -> None:
+    key, cred = setup
+    body = _body(cred)
+    assert _verify(key, _pack(body)).claims["resident_of"] == "civitas"  # the unmodified body verifies
+    for text, message in _malformed(body):
+        with pytest.raises(bc.BBSCredentialError, match=message):
+            _verify(key, text)
+
+
+def test_a_header_at_the_day_of_grace_passes_its_checks(
+    setup: tuple[bc.BBSIssuerKey, bc.BBSCredential],
+) -> None:
+    """iat up to a day ahead is not refused as future-dated (the proof, over the real header, then fails)."""
+    key, cred = setup
+    body = _with_header(_body(cred), iat=NOW + 10 + bc.DAY_S)
+    with pytest.raises(bc.BBSCredentialError, match="does not verify"):
+        _verify(key, _pack(body))

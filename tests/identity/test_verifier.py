@@ -330,6 +330,16 @@ def test_bbs_presentations_through_the_verifier(engine: sa.Engine) -> None:
     assert anonymous.accepted and anonymous.pseudonym is None
     assert respond("ledger", "library").reason == "wrong_pseudonym_context"
     assert respond(None, None, aud="https://evil.example").reason == "invalid_presentation"
+    # a pseudonym context that UTF-8 cannot carry is refused with a reason, not an error
+    req = w.verifier.create_request(AGENCY, rule_name="senior_fare")
+    obj = w.verifier.request_object(req)
+    presented = bc.present(
+        cred, ["age_over_65", "resident_of", "status"], audience=obj["client_id"], nonce=obj["nonce"]
+    )
+    body = {**json.loads(jose.b64u_decode(presented)), "ctx": "\ud800"}
+    mangled = jose.b64u_encode(json.dumps(body).encode())
+    result = w.verifier.handle_response(state=obj["state"], vp_token={"eligibility_1": [mangled]})
+    assert result.reason == "invalid_presentation"
     # the status reference is required by default; without it the presentation does not qualify
     no_status = ["age_over_65", "resident_of"]
     assert respond(None, None, disclose=no_status).reason == "query_not_satisfied"
