@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -284,48 +285,10 @@ def test_pairing_products_are_tested_together(backend: str) -> None:
         assert be.pairing_products_are_one([bad]) is False
 
 
-@pytest.mark.skipif("arkworks" not in BACKENDS, reason="needs the arkworks backend")
-def test_concurrent_pairing_checks_are_batched_and_each_answered(monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
-    from identity.bbs import _arkworks
-
-    be = _arkworks.ArkworksBackend(parallel=True)
-    checks, truth = _pairing_checks(be)
-    batches: list[int] = []
-    gate = threading.Event()
-    real_batch, real_one = be.pairing_products_are_one, be.pairing_product_is_one
-
-    def slow_one(pairs: list[tuple[object, object]]) -> bool:
-        gate.wait(5)  # hold the first check so the others queue up behind it
-        return real_one(pairs)
-
-    def spy_batch(batch: list[list[tuple[object, object]]]) -> bool:
-        batches.append(len(batch))
-        return real_batch(batch)
-
-    monkeypatch.setattr(be, "pairing_product_is_one", slow_one)
-    monkeypatch.setattr(be, "pairing_products_are_one", spy_batch)
-    waits = [be.pairing_product_is_one_async(c) for c in checks]
-    gate.set()
-    assert [w() for w in waits] == truth  # the broken ones are found one by one after the batch fails
-    assert batches and max(batches) > 1
-
-
-@pytest.mark.skipif("arkworks" not in BACKENDS, reason="needs the arkworks backend")
-def test_pairing_batches_wait_for_company_only_while_checks_arrive_together(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import threading
-    import time
-
-    from identity.bbs import _arkworks
-
-    be = _arkworks.ArkworksBackend(parallel=True)
-    linger = 30.0  # far longer than a check takes: a batch that waited it out would time out below
-    batcher = _arkworks._PairingBatcher(be, 2, linger)
-    checks, truth = _pairing_checks(be)
-    good = [c for c, ok in zip(checks, truth, strict=True) if ok]
+def _hold_and_spy(
+    monkeypatch: pytest.MonkeyPatch, be: bbs.Backend
+) -> tuple[list[int], threading.Event, threading.Event]:
+    """Single pairing checks on ``be`` set ``entered`` and wait for ``gate``; batch sizes are recorded."""
     batches: list[int] = []
     entered, gate = threading.Event(), threading.Event()
     real_batch, real_one = be.pairing_products_are_one, be.pairing_product_is_one
@@ -341,6 +304,36 @@ def test_pairing_batches_wait_for_company_only_while_checks_arrive_together(
 
     monkeypatch.setattr(be, "pairing_product_is_one", held_one)
     monkeypatch.setattr(be, "pairing_products_are_one", spy_batch)
+    return batches, entered, gate
+
+
+@pytest.mark.skipif("arkworks" not in BACKENDS, reason="needs the arkworks backend")
+def test_concurrent_pairing_checks_are_batched_and_each_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity.bbs import _arkworks
+
+    be = _arkworks.ArkworksBackend(parallel=True)
+    checks, truth = _pairing_checks(be)
+    batches, _, gate = _hold_and_spy(monkeypatch, be)  # the first check is held: the others queue
+    waits = [be.pairing_product_is_one_async(c) for c in checks]
+    gate.set()
+    assert [w() for w in waits] == truth  # the broken ones are found one by one after the batch fails
+    assert batches and max(batches) > 1
+
+
+@pytest.mark.skipif("arkworks" not in BACKENDS, reason="needs the arkworks backend")
+def test_pairing_batches_wait_for_company_only_while_checks_arrive_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from identity.bbs import _arkworks
+
+    be = _arkworks.ArkworksBackend(parallel=True)
+    linger = 30.0  # far longer than a check takes: a batch that waited it out would time out below
+    batcher = _arkworks._PairingBatcher(be, 2, linger)
+    checks, truth = _pairing_checks(be)
+    good = [c for c, ok in zip(checks, truth, strict=True) if ok]
+    batches, entered, gate = _hold_and_spy(monkeypatch, be)
     gate.set()
     # a lone check (nothing arrived with the previous one): answered at once
     assert batcher.submit(good[0]).result(timeout=linger / 3) is True
