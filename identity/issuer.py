@@ -58,6 +58,7 @@ BBS_PROOF_TYPE: Final = "civitas_bbs_nym"
 PROOF_TYP: Final = "openid4vci-proof+jwt"
 NS: Final = 1_000_000_000
 STATUS_BITS: Final = 2
+MAX_STATUS_LIST_ID: Final = (1 << 31) - 1  # status list ids are a 32-bit SQL INTEGER
 NONCE_VERSION: Final = b"\x01"
 NONCE_TAG_BYTES: Final = 16
 NONCE_BYTES: Final = 1 + 8 + 16 + NONCE_TAG_BYTES

@@ -189,7 +189,7 @@ async def list_releases(
     request: Request,
     principal: AnalystDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before_ns: Annotated[int | None, Query(ge=0)] = None,
+    before_ns: Annotated[int | None, Query(ge=0, le=(1 << 63) - 1)] = None,
     mine: bool = False,
     format: Annotated[str | None, Query(description="json (default) or csv")] = None,
 ) -> Response:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
-from fastapi import APIRouter, Body, FastAPI, Request
+from fastapi import APIRouter, Body, FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -30,6 +30,7 @@ from identity import jose, status_list
 from identity.issuer import (
     BBS_FORMAT,
     BBS_PROOF_TYPE,
+    MAX_STATUS_LIST_ID,
     PRE_AUTH_GRANT,
     CredentialConfiguration,
     IssuanceError,
@@ -327,7 +328,7 @@ def set_credential_status(
     response_class=Response,
     responses={200: {"content": {"application/statuslist+jwt": {}}}},
 )
-def get_status_list(list_id: int, request: Request) -> Response:
+def get_status_list(list_id: Annotated[int, Path(ge=1, le=MAX_STATUS_LIST_ID)], request: Request) -> Response:
     try:
         token = _issuer(request).status_list_token(list_id)
     except IssuanceError as exc:

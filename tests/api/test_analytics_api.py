@@ -102,6 +102,12 @@ def test_release_json_and_csv(client: TestClient, token_for: TokenFor, city: pl.
     assert [r["id"] for r in listing] == [created["id"]]
     listing_csv = client.get("/analytics/releases", params={"format": "csv"}, headers=headers)
     assert created["id"] in listing_csv.text
+    # before_ns is a signed 64-bit timestamp: its last value pages from the top, past it is refused
+    last = client.get("/analytics/releases", params={"before_ns": (1 << 63) - 1}, headers=headers)
+    assert [r["id"] for r in last.json()["releases"]] == [created["id"]]
+    beyond = client.get("/analytics/releases", params={"before_ns": 1 << 63}, headers=headers)
+    assert beyond.status_code == 422
+    assert beyond.headers["content-type"].startswith("application/problem+json")
     missing = client.get("/analytics/releases/00000000-0000-0000-0000-000000000000", headers=headers)
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")

@@ -16,7 +16,7 @@ from civitas.app import create_app
 from civitas.settings import Settings
 from identity import did_key, jose, sdjwt
 from identity import tables as t
-from identity.issuer import PRE_AUTH_GRANT, make_proof
+from identity.issuer import MAX_STATUS_LIST_ID, PRE_AUTH_GRANT, make_proof
 from identity.wallet import Wallet, WalletError, parse_authorization_request
 
 from .conftest import BASE_URL, bearer
@@ -174,6 +174,12 @@ def test_status_list_endpoint(client: TestClient, staff: dict[str, str], tmp_pat
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/statuslist+jwt")
     assert client.get("/identity/status-lists/999").status_code == 404
+    # ids are 32-bit SQL integers: the last one is looked up, anything past it is refused unread
+    assert client.get(f"/identity/status-lists/{MAX_STATUS_LIST_ID}").status_code == 404
+    for beyond in (0, MAX_STATUS_LIST_ID + 1, 1 << 63):
+        refused = client.get(f"/identity/status-lists/{beyond}")
+        assert refused.status_code == 422, beyond
+        assert refused.headers["content-type"] == "application/problem+json"
 
 
 def test_token_grant_errors(client: TestClient, staff: dict[str, str]) -> None:
