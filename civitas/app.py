@@ -7,13 +7,13 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from civitas import __version__
 from civitas.auth import OAuthServer, TokenVerifier
 from civitas.db import create_engine, migrate
-from civitas.errors import BodySizeLimit, install_error_handlers
+from civitas.errors import BodySizeLimit, install_error_handlers, refuse_nul
 from civitas.keys import KeyStore
 from civitas.settings import Settings
 from identity.sql import Clock, system_clock_ns
@@ -51,7 +51,9 @@ def create_app(
     signing_key = settings.signing_key.get_secret_value() if settings.signing_key else None
     keys = KeyStore.open(settings.data_dir, signing_key)
 
-    app = FastAPI(title="Civitas", version=__version__, description=DESCRIPTION)
+    app = FastAPI(
+        title="Civitas", version=__version__, description=DESCRIPTION, dependencies=[Depends(refuse_nul)]
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.keys = keys
@@ -60,14 +62,14 @@ def create_app(
     app.state.token_verifier = TokenVerifier(engine, settings, keys, clock)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    protocol_paths: set[str] = set()
+    protocol_paths: dict[str, str] = {}
     for name in ROUTER_MODULES:
         module = importlib.import_module(name)
         if hasattr(module, "setup"):
             module.setup(app)
         app.include_router(module.router)
-        protocol_paths |= set(getattr(module, "PROTOCOL_ERROR_PATHS", ()))
-    app.state.protocol_error_paths = frozenset(protocol_paths)
+        protocol_paths.update(getattr(module, "PROTOCOL_ERROR_PATHS", {}))
+    app.state.protocol_error_paths = protocol_paths
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
 

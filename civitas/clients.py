@@ -108,7 +108,7 @@ def add_client(
 
 
 def get_client(engine: sa.Engine, client_id: str) -> Client | None:
-    if len(client_id) > 64:
+    if len(client_id) > 64 or "\x00" in client_id:  # no client has such an id (it arrives in Basic auth)
         return None
     with engine.connect() as conn:
         row = conn.execute(sa.select(_table).where(_table.c.client_id == client_id)).first()

@@ -8,6 +8,7 @@ own error format (the OAuth2 token endpoint, OpenID4VCI/VP) return those formats
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,16 @@ PROBLEM_TYPE_PREFIX = "urn:civitas:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 log = logging.getLogger("civitas")
+
+
+class ProtocolError(Exception):
+    """An error on an endpoint whose protocol defines its format: ``{"error", "error_description"}``."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
 
 
 class ProblemError(Exception):
@@ -93,6 +104,14 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status, exc.type, exc.title, exc.detail, request.url.path, exc.headers, **exc.extensions
         )
 
+    @app.exception_handler(ProtocolError)
+    async def _protocol(request: Request, exc: ProtocolError) -> JSONResponse:
+        return JSONResponse(
+            {"error": exc.error, "error_description": exc.description},
+            status_code=exc.status,
+            headers={"Cache-Control": "no-store"},
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _field_errors(exc)
@@ -118,6 +137,39 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
         return problem_response(500, "internal-error", "Internal server error", None, request.url.path)
+
+
+# An odd run of backslashes before "u0000" is a JSON escape of U+0000; an even run is literal text.
+_JSON_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_REFUSED = "U+0000 (NUL) is not accepted in any part of a request"
+
+
+def _carries_nul(scope: Scope, content_type: str, body: bytes) -> bool:
+    query = scope["query_string"]
+    if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query or b"\x00" in body:
+        return True
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return b"%00" in body
+    if "json" in content_type:
+        return b"\\u0000" in body and _JSON_NUL_ESCAPE.search(body) is not None
+    return False
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse a request carrying U+0000 in its path, query or body, before any handler sees it.
+
+    PostgreSQL text cannot hold the character, and nothing in this API has a use for it; refusing
+    it up front keeps a stray one from reaching the database (a 500) and behaves the same on
+    every database. Endpoints with a protocol error format answer in that format.
+    """
+    body = await request.body()  # cached: the handler's own parsing reads the same bytes
+    if not _carries_nul(request.scope, request.headers.get("content-type", "").lower(), body):
+        return
+    route = request.scope.get("route")
+    malformed = request.app.state.protocol_error_paths.get(getattr(route, "path", None))
+    if malformed is not None:
+        raise ProtocolError(400, malformed, NUL_REFUSED)
+    raise ProblemError(400, "bad-request", "Bad request", NUL_REFUSED)
 
 
 class BodySizeLimit:

@@ -7,20 +7,26 @@ builds the verifier (which trusts the service's own issuer).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
 from fastapi import APIRouter, FastAPI
 
 from civitas.routers import oid4vci, oid4vp
 
-# Endpoints whose protocol (OpenID4VCI / OpenID4VP) defines the error format, not problem+json.
-PROTOCOL_ERROR_PATHS = frozenset(
+# Endpoints whose protocol (OpenID4VCI / OpenID4VP) defines the error format, not problem+json,
+# with the code it gives a malformed request.
+PROTOCOL_ERROR_PATHS: Final[Mapping[str, str]] = MappingProxyType(
     {
-        "/identity/nonce",
-        "/identity/credential",
-        "/identity/presentation-requests/{request_id}",
-        "/identity/presentation-responses",
-        "/identity/citizen-sessions/{session_id}/token",
+        "/identity/nonce": "invalid_request",
+        "/identity/credential": "invalid_credential_request",
+        "/identity/presentation-requests/{request_id}": "invalid_request",
+        "/identity/presentation-responses": "invalid_request",
+        "/identity/citizen-sessions/{session_id}/token": "invalid_request",
     }
 )
+
 
 router = APIRouter()
 router.include_router(oid4vci.router)

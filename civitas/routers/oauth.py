@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -11,7 +13,7 @@ from fastapi.responses import JSONResponse
 from civitas.auth import OAuthServer, TokenRequest
 
 router = APIRouter(tags=["oauth"])
-PROTOCOL_ERROR_PATHS = frozenset({"/oauth/token"})
+PROTOCOL_ERROR_PATHS: Final[Mapping[str, str]] = MappingProxyType({"/oauth/token": "invalid_request"})
 
 MAX_FORM_FIELDS = 32
 

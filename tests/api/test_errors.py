@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
-from civitas.errors import ProblemError
+from civitas.errors import NUL_REFUSED, ProblemError, _carries_nul
 
 router = APIRouter()
 
@@ -22,6 +27,11 @@ class Payment(BaseModel):
 @router.post("/echo")
 def echo(body: Payment) -> dict[str, int]:
     return {"amount_micros": body.amount_micros}
+
+
+@router.get("/echo/{word}")
+def echo_word(word: str, q: str = "") -> dict[str, str]:
+    return {"word": word, "q": q}
 
 
 @router.get("/boom")
@@ -128,3 +138,63 @@ def test_readiness_fails_as_problem_when_the_database_is_gone(app: FastAPI, rout
 
     app.state.engine = sa.create_engine("sqlite:////nonexistent-dir/civitas.db")
     _is_problem(routed.get("/readyz"), 503, "not-ready")
+
+
+def test_nul_is_refused_in_path_query_and_body(routed: TestClient) -> None:
+    for refused in (
+        routed.get("/echo/a%00b"),
+        routed.get("/echo/a", params={"q": "x\x00"}),
+        routed.post("/echo", json={"amount_micros": 1, "memo": "a\x00"}),
+        routed.post("/echo", json={"amount_micros": 1, "memo": "\\\x00"}),  # escaped backslash, then NUL
+    ):
+        assert _is_problem(refused, 400, "bad-request")["detail"] == NUL_REFUSED
+    # the same characters spelled as text are ordinary input
+    assert routed.get("/echo/text", params={"q": "%00"}).json() == {"word": "text", "q": "%00"}
+    assert routed.post("/echo", json={"amount_micros": 7, "memo": "\\u0000"}).json() == {"amount_micros": 7}
+
+
+def test_nul_refusal_changes_nothing_and_protocols_keep_their_format(
+    client: TestClient, agency: dict[str, str]
+) -> None:
+    rule = client.post(
+        "/identity/eligibility-rules", json={"rule": 'nul = resident_of == "a\x00"'}, headers=agency
+    )
+    assert rule.status_code == 400 and rule.json()["detail"] == NUL_REFUSED
+    assert client.get("/identity/eligibility-rules", headers=agency).json() == []
+
+    def protocol_error(response: object, status: int, error: str) -> None:
+        from httpx import Response
+
+        assert isinstance(response, Response) and response.status_code == status
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["error"] == error
+
+    form = {"grant_type": "client_credentials", "client_id": "a\x00", "client_secret": "s"}
+    protocol_error(client.post("/oauth/token", data=form), 400, "invalid_request")
+    basic = "Basic " + base64.b64encode(b"a\x00:s").decode()
+    protocol_error(
+        client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": basic}
+        ),
+        401,
+        "invalid_client",
+    )
+    vp = {"state": "s\x00", "vp_token": "{}"}
+    protocol_error(client.post("/identity/presentation-responses", data=vp), 400, "invalid_request")
+    protocol_error(client.get("/identity/presentation-requests/r%00"), 400, "invalid_request")
+
+
+_SCOPE = {"path": "/p", "query_string": b""}
+
+
+@given(st.text())
+def test_nul_is_found_exactly_when_a_decoded_value_holds_one(text: str) -> None:
+    holds = "\x00" in text
+    for ascii_only in (True, False):
+        body = json.dumps({"k": [text]}, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+        assert _carries_nul(_SCOPE, "application/json", body) is holds
+    form = urllib.parse.urlencode({"k": text}, encoding="utf-8", errors="surrogatepass").encode()
+    assert _carries_nul(_SCOPE, "application/x-www-form-urlencoded", form) is holds
+    assert _carries_nul({**_SCOPE, "query_string": form}, "", b"") is holds
+    # a body of another type is not decoded: only a raw NUL byte counts there
+    assert _carries_nul(_SCOPE, "text/plain", json.dumps(text).encode()) is False
