@@ -72,6 +72,19 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
+def protocol_error_response(status: int, error: str, description: str) -> JSONResponse:
+    """The ``{"error", "error_description"}`` body of OAuth2 (RFC 6749 5.2) and OpenID4VC errors."""
+    body = {"error": error, "error_description": description}
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _malformed_request_code(request: Request) -> str | None:
+    """The error code a protocol endpoint gives a malformed request; None on other endpoints."""
+    route = request.scope.get("route")
+    code: str | None = request.app.state.protocol_error_paths.get(getattr(route, "path", None))
+    return code
+
+
 _STATUS_SLUGS = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Authentication required"),
@@ -106,16 +119,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProtocolError)
     async def _protocol(request: Request, exc: ProtocolError) -> JSONResponse:
-        return JSONResponse(
-            {"error": exc.error, "error_description": exc.description},
-            status_code=exc.status,
-            headers={"Cache-Control": "no-store"},
-        )
+        return protocol_error_response(exc.status, exc.error, exc.description)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _field_errors(exc)
         fields = ", ".join(sorted({e["field"] for e in errors}))
+        malformed = _malformed_request_code(request)
+        if malformed is not None:
+            return protocol_error_response(400, malformed, f"invalid fields: {fields}")
         return problem_response(
             422,
             "validation-error",
@@ -129,6 +141,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+        malformed = _malformed_request_code(request)  # None when no route matched (404)
+        if malformed is not None:
+            return protocol_error_response(exc.status_code, malformed, detail or title)
         return problem_response(
             exc.status_code, slug, title, detail, request.url.path, dict(exc.headers or {})
         )
@@ -165,15 +180,19 @@ async def refuse_nul(request: Request) -> None:
     body = await request.body()  # cached: the handler's own parsing reads the same bytes
     if not _carries_nul(request.scope, request.headers.get("content-type", "").lower(), body):
         return
-    route = request.scope.get("route")
-    malformed = request.app.state.protocol_error_paths.get(getattr(route, "path", None))
+    malformed = _malformed_request_code(request)
     if malformed is not None:
         raise ProtocolError(400, malformed, NUL_REFUSED)
     raise ProblemError(400, "bad-request", "Bad request", NUL_REFUSED)
 
 
 class BodySizeLimit:
-    """Refuse request bodies over `max_bytes` with 413, whether or not Content-Length is sent."""
+    """Refuse request bodies over `max_bytes` with 413, whether or not Content-Length is sent.
+
+    The refusal is raised when the body is read, so it renders like any error of the endpoint
+    (problem+json, or the protocol's format); a declared length over the limit is refused before
+    a byte of the body is read.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -184,14 +203,14 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(scope, receive, send)
-            return
-        seen = 0
         limit = self.max_bytes
+        declared_over = declared is not None and (not declared.isdigit() or int(declared) > limit)
+        seen = 0
 
         async def limited_receive() -> Message:
             nonlocal seen
+            if declared_over:
+                raise StarletteHTTPException(413, f"the limit is {limit} bytes")
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
@@ -201,13 +220,3 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, limited_receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            413,
-            "body-too-large",
-            "Request body too large",
-            f"the limit is {self.max_bytes} bytes",
-            scope.get("path"),
-        )
-        await response(scope, receive, send)

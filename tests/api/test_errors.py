@@ -198,3 +198,31 @@ def test_nul_is_found_exactly_when_a_decoded_value_holds_one(text: str) -> None:
     assert _carries_nul({**_SCOPE, "query_string": form}, "", b"") is holds
     # a body of another type is not decoded: only a raw NUL byte counts there
     assert _carries_nul(_SCOPE, "text/plain", json.dumps(text).encode()) is False
+
+
+def test_protocol_endpoints_refuse_malformed_requests_in_their_own_format(
+    client: TestClient, app: FastAPI
+) -> None:
+    def protocol_error(response: object, status: int, error: str) -> str:
+        from httpx import Response
+
+        assert isinstance(response, Response) and response.status_code == status, response
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["error"] == error
+        return str(response.json()["error_description"])
+
+    missing = client.post("/identity/citizen-sessions/s/token", json={})
+    assert "session_secret" in protocol_error(missing, 400, "invalid_request")
+    unreadable = client.post(
+        "/identity/credential", content=b"\xff", headers={"content-type": "application/json"}
+    )
+    protocol_error(unreadable, 400, "invalid_credential_request")
+    limit = app.state.settings.max_body_bytes
+    too_big = client.post(
+        "/oauth/token",
+        content=b"a" * (limit + 1),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert protocol_error(too_big, 413, "invalid_request") == f"the limit is {limit} bytes"
+    # outside the protocols, the same refusals are problem+json
+    assert client.post("/identity/offers", json={}).headers["content-type"] == "application/problem+json"
