@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -31,6 +33,18 @@ def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
     )
 
 
+def _basic_credentials_readable(authorization: str | None) -> bool:
+    """Whether Basic credentials, if that is the scheme, decode to text (authlib raises otherwise)."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return True
+    try:
+        base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return True
+
+
 @router.post(
     "/oauth/token",
     summary="Issue an access token (client_credentials, and grants registered by other areas)",
@@ -45,6 +59,8 @@ async def token(request: Request) -> JSONResponse:
         if not isinstance(value, str) or key in fields:
             return _oauth_error(400, "invalid_request", f"parameter {key!r} must be sent once, as text")
         fields[key] = value
+    if not _basic_credentials_readable(request.headers.get("authorization")):
+        return _oauth_error(401, "invalid_client", "Basic credentials must be base64 of UTF-8 text")
     server: OAuthServer = request.app.state.oauth_server
     req = TokenRequest(request.method, str(request.url), request.headers, fields)
     status, body, headers = await run_in_threadpool(server.token_response, req)

@@ -118,6 +118,26 @@ def test_wrong_secret_is_invalid_client(client: TestClient, register_client: Reg
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
 
 
+@pytest.mark.parametrize(
+    "credentials",
+    [b"\xff\xfe:secret", b"\xc3\x28:secret", b"id:\xff", None],
+    ids=["latin-1", "broken-utf8", "secret", "not-base64"],
+)
+def test_basic_credentials_that_are_not_text_are_invalid_client(
+    client: TestClient, register_client: RegisterClient, credentials: bytes | None
+) -> None:
+    token = "!!!" if credentials is None else base64.b64encode(credentials).decode()
+    form = {"grant_type": "client_credentials"}
+    r = client.post("/oauth/token", data=form, headers={"Authorization": f"Basic {token}"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    # UTF-8 credentials still reach the client check
+    client_id, secret = register_client("probe:read")
+    text = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    assert (
+        client.post("/oauth/token", data=form, headers={"Authorization": f"Basic {text}"}).status_code == 200
+    )
+
+
 def test_token_endpoint_needs_a_form_body(client: TestClient) -> None:
     r = client.post("/oauth/token", json={"grant_type": "client_credentials"})
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
