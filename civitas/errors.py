@@ -72,10 +72,12 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
-def protocol_error_response(status: int, error: str, description: str) -> JSONResponse:
+def protocol_error_response(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """The ``{"error", "error_description"}`` body of OAuth2 (RFC 6749 5.2) and OpenID4VC errors."""
     body = {"error": error, "error_description": description}
-    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 def _malformed_request_code(request: Request) -> str | None:

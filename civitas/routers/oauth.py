@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from civitas.auth import OAuthServer, TokenRequest
+from civitas.errors import protocol_error_response
 
 router = APIRouter(tags=["oauth"])
 PROTOCOL_ERROR_PATHS: Final[Mapping[str, str]] = MappingProxyType({"/oauth/token": "invalid_request"})
@@ -26,11 +27,7 @@ _TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
-    )
+    return protocol_error_response(status, error, description, {"Pragma": "no-cache"})
 
 
 def _basic_credentials_readable(authorization: str | None) -> bool:

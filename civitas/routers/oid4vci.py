@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from civitas.auth import Principal, require_scope
-from civitas.errors import ProblemError
+from civitas.errors import ProblemError, protocol_error_response
 from civitas.keys import KeyStore
 from civitas.ratelimit import RATE_LIMITED_RESPONSE, RateLimiter, rate_limited
 from civitas.settings import Settings
@@ -198,12 +198,8 @@ def _issuer(request: Request) -> Issuer:
 
 
 def _protocol_error(exc: IssuanceError) -> JSONResponse:
-    headers = dict(NO_STORE)
-    if exc.status == 401:
-        headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
-    return JSONResponse(
-        {"error": exc.error, "error_description": exc.description}, status_code=exc.status, headers=headers
-    )
+    headers = {"WWW-Authenticate": f'Bearer error="{exc.error}"'} if exc.status == 401 else None
+    return protocol_error_response(exc.status, exc.error, exc.description, headers)
 
 
 def _staff_problem(exc: IssuanceError) -> ProblemError:

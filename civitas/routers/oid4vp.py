@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from civitas.auth import PUBLIC_CLIENT_IDS, Principal, require_scope, sign_jwt
-from civitas.errors import ProblemError
+from civitas.errors import ProblemError, protocol_error_response
 from civitas.ratelimit import RATE_LIMITED_RESPONSE, RateLimiter, rate_limited
 from civitas.verifier_cert import load_signer
 from identity import eligibility, request_object, status_list
@@ -298,9 +298,7 @@ def add_trusted_issuer(
 
 
 def _vp_error(status: int, error: str, description: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": error, "error_description": description}, status_code=status, headers=NO_STORE
-    )
+    return protocol_error_response(status, error, description)
 
 
 def _pending(verifier: Verifier, request_id: str) -> PresentationRequest | JSONResponse:
