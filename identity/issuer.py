@@ -235,7 +235,10 @@ class Issuer:
         if bad:
             raise IssuanceError("invalid_request", f"claims may not set {sorted(bad)}")
         if conf.derive_predicates:
-            predicates.derive(claims, today=self.today())  # malformed raw claims fail now, not at issuance
+            try:  # malformed raw claims fail now, not at issuance
+                predicates.derive(claims, today=self.today())
+            except predicates.PredicateError as exc:
+                raise IssuanceError("invalid_request", str(exc)) from exc
         now = self.clock()
         offer_id = uuid.uuid4().int
         code = secrets.token_urlsafe(32)

@@ -253,6 +253,16 @@ def test_staff_endpoints_need_scope_and_use_problem_json(
     assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json")
     r = client.post("/identity/offers", json={"subject_ref": "x", "claims": {"vct": "x"}}, headers=staff)
     assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
+    # raw claims the predicates are derived from are checked when the offer is made
+    for bad, reason in (
+        ({"student": "yes"}, "student must be a boolean"),
+        ({"birthdate": "1990-13-01"}, "birthdate must be YYYY-MM-DD"),
+        ({"address": {"locality": " "}}, "locality must be a non-empty string"),
+    ):
+        r = client.post(
+            "/identity/offers", json={"subject_ref": "x", "claims": {**CLAIMS, **bad}}, headers=staff
+        )
+        assert r.status_code == 400 and r.json()["detail"] == reason
     r = client.post("/identity/eligibility-rules", json={"rule": "x = (("}, headers=agency)
     assert r.status_code == 400 and r.json()["type"].endswith("invalid-rule")
     r = client.post("/identity/presentation-requests", json={"rule": "nope"}, headers=agency)
