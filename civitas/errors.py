@@ -145,7 +145,9 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
         malformed = _malformed_request_code(request)  # None when no route matched (404)
         if malformed is not None:
-            return protocol_error_response(exc.status_code, malformed, detail or title)
+            return protocol_error_response(
+                exc.status_code, malformed, detail or title, dict(exc.headers or {})
+            )
         return problem_response(
             exc.status_code, slug, title, detail, request.url.path, dict(exc.headers or {})
         )

@@ -224,5 +224,8 @@ def test_protocol_endpoints_refuse_malformed_requests_in_their_own_format(
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert protocol_error(too_big, 413, "invalid_request") == f"the limit is {limit} bytes"
+    wrong_method = client.get("/oauth/token")
+    protocol_error(wrong_method, 405, "invalid_request")
+    assert wrong_method.headers["allow"] == "POST"
     # outside the protocols, the same refusals are problem+json
     assert client.post("/identity/offers", json={}).headers["content-type"] == "application/problem+json"
