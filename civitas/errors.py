@@ -23,16 +23,6 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("civitas")
 
 
-class ProtocolError(Exception):
-    """An error on an endpoint whose protocol defines its format: ``{"error", "error_description"}``."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
-        self.error = error
-        self.description = description
-
-
 class ProblemError(Exception):
     """An error to render as problem+json: `type` is a short stable slug such as `over-budget`."""
 
@@ -119,10 +109,6 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status, exc.type, exc.title, exc.detail, request.url.path, exc.headers, **exc.extensions
         )
 
-    @app.exception_handler(ProtocolError)
-    async def _protocol(request: Request, exc: ProtocolError) -> JSONResponse:
-        return protocol_error_response(exc.status, exc.error, exc.description)
-
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _field_errors(exc)
@@ -182,12 +168,8 @@ async def refuse_nul(request: Request) -> None:
     every database. Endpoints with a protocol error format answer in that format.
     """
     body = await request.body()  # cached: the handler's own parsing reads the same bytes
-    if not _carries_nul(request.scope, request.headers.get("content-type", "").lower(), body):
-        return
-    malformed = _malformed_request_code(request)
-    if malformed is not None:
-        raise ProtocolError(400, malformed, NUL_REFUSED)
-    raise ProblemError(400, "bad-request", "Bad request", NUL_REFUSED)
+    if _carries_nul(request.scope, request.headers.get("content-type", "").lower(), body):
+        raise StarletteHTTPException(400, NUL_REFUSED)  # rendered in the endpoint's format
 
 
 class BodySizeLimit:

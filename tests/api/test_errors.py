@@ -63,6 +63,16 @@ def _is_problem(r: object, status: int, slug: str) -> dict[str, object]:
     return body
 
 
+def _is_protocol_error(r: object, status: int, error: str) -> str:
+    """An OAuth2/OpenID4VC error body; returns its description."""
+    from httpx import Response
+
+    assert isinstance(r, Response) and r.status_code == status, r
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["error"] == error
+    return str(r.json()["error_description"])
+
+
 def test_unknown_route_is_404_problem(routed: TestClient) -> None:
     _is_problem(routed.get("/no/such/thing"), 404, "not-found")
 
@@ -162,17 +172,10 @@ def test_nul_refusal_changes_nothing_and_protocols_keep_their_format(
     assert rule.status_code == 400 and rule.json()["detail"] == NUL_REFUSED
     assert client.get("/identity/eligibility-rules", headers=agency).json() == []
 
-    def protocol_error(response: object, status: int, error: str) -> None:
-        from httpx import Response
-
-        assert isinstance(response, Response) and response.status_code == status
-        assert response.headers["content-type"] == "application/json"
-        assert response.json()["error"] == error
-
     form = {"grant_type": "client_credentials", "client_id": "a\x00", "client_secret": "s"}
-    protocol_error(client.post("/oauth/token", data=form), 400, "invalid_request")
+    assert _is_protocol_error(client.post("/oauth/token", data=form), 400, "invalid_request") == NUL_REFUSED
     basic = "Basic " + base64.b64encode(b"a\x00:s").decode()
-    protocol_error(
+    _is_protocol_error(
         client.post(
             "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": basic}
         ),
@@ -180,8 +183,8 @@ def test_nul_refusal_changes_nothing_and_protocols_keep_their_format(
         "invalid_client",
     )
     vp = {"state": "s\x00", "vp_token": "{}"}
-    protocol_error(client.post("/identity/presentation-responses", data=vp), 400, "invalid_request")
-    protocol_error(client.get("/identity/presentation-requests/r%00"), 400, "invalid_request")
+    _is_protocol_error(client.post("/identity/presentation-responses", data=vp), 400, "invalid_request")
+    _is_protocol_error(client.get("/identity/presentation-requests/r%00"), 400, "invalid_request")
 
 
 _SCOPE = {"path": "/p", "query_string": b""}
@@ -203,29 +206,21 @@ def test_nul_is_found_exactly_when_a_decoded_value_holds_one(text: str) -> None:
 def test_protocol_endpoints_refuse_malformed_requests_in_their_own_format(
     client: TestClient, app: FastAPI
 ) -> None:
-    def protocol_error(response: object, status: int, error: str) -> str:
-        from httpx import Response
-
-        assert isinstance(response, Response) and response.status_code == status, response
-        assert response.headers["content-type"] == "application/json"
-        assert response.json()["error"] == error
-        return str(response.json()["error_description"])
-
     missing = client.post("/identity/citizen-sessions/s/token", json={})
-    assert "session_secret" in protocol_error(missing, 400, "invalid_request")
+    assert "session_secret" in _is_protocol_error(missing, 400, "invalid_request")
     unreadable = client.post(
         "/identity/credential", content=b"\xff", headers={"content-type": "application/json"}
     )
-    protocol_error(unreadable, 400, "invalid_credential_request")
+    _is_protocol_error(unreadable, 400, "invalid_credential_request")
     limit = app.state.settings.max_body_bytes
     too_big = client.post(
         "/oauth/token",
         content=b"a" * (limit + 1),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
-    assert protocol_error(too_big, 413, "invalid_request") == f"the limit is {limit} bytes"
+    assert _is_protocol_error(too_big, 413, "invalid_request") == f"the limit is {limit} bytes"
     wrong_method = client.get("/oauth/token")
-    protocol_error(wrong_method, 405, "invalid_request")
+    _is_protocol_error(wrong_method, 405, "invalid_request")
     assert wrong_method.headers["allow"] == "POST"
     # outside the protocols, the same refusals are problem+json
     assert client.post("/identity/offers", json={}).headers["content-type"] == "application/problem+json"
