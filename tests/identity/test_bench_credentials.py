@@ -53,7 +53,7 @@ def test_presentations_are_verified_once() -> None:
 
 
 def test_signature_checks_verify_each_presentations_two_signatures_once() -> None:
-    floor = credentials.SignatureChecks(2)
+    floor = credentials.SignatureChecks(credentials.Ours("EdDSA", "EdDSA", 2))
     first = floor.pool._items[0]
     assert len(first) == 2  # the issuer JWT's and the KB-JWT's
     assert first[0][2] != first[1][2]  # under the issuer key and the holder key
@@ -63,7 +63,7 @@ def test_signature_checks_verify_each_presentations_two_signatures_once() -> Non
 
 
 def test_signature_checks_refuse_a_bad_signature() -> None:
-    floor = credentials.SignatureChecks(1)
+    floor = credentials.SignatureChecks(credentials.Ours("EdDSA", "EdDSA", 1))
     signature, message, key = floor.pool._items[0][1]
     floor.pool._items[0][1] = (signature, message + b"x", key)
     with pytest.raises(RuntimeError, match="did not verify"):
